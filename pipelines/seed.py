@@ -10,6 +10,7 @@ in chunks, and the chunks go to the store by COPY (PostgreSQL) or executemany (S
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -186,6 +187,7 @@ class _Pools:
                                                                   dtype=object))
 
     @classmethod
+    @functools.lru_cache(maxsize=2)  # Faker is the slow part of a small seed; pools are never mutated
     def build(cls, seed: int) -> _Pools:
         from faker import Faker
 
@@ -202,8 +204,8 @@ class _Pools:
         domains = np.array(FREE_MAIL + company_domains, dtype=object)
         share = 12 / len(company_domains)
         weights = np.array([30, 18, 10, 8, 4, 4, 4, 6, 2, 2] + [share] * len(company_domains))
-        ipv4 = pool(fake.ipv4_public, 20_000)
-        ipv6 = pool(fake.ipv6, 5_000)
+        ipv4 = pool(fake.ipv4_public, 8_000)
+        ipv6 = pool(fake.ipv6, 2_000)
         paths = [fake.uri_path() for _ in range(300)]
         urls = pool(lambda: "https://cloud3d.example" + _route(fake, paths), 3_000)
         pools = cls(
@@ -212,16 +214,16 @@ class _Pools:
             local_last=np.array([_local(s) for s in last], dtype=object),
             domains=domains, domain_weights=weights / weights.sum(),
             spam_domains=pool(lambda: fake.domain_word() + "-mail." + fake.tld(), 100),
-            phones=pool(fake.phone_number, 5_000),
-            addresses=pool(lambda: fake.address().replace("\n", ", "), 5_000),
-            companies=pool(fake.company, 2_000),
+            phones=pool(fake.phone_number, 3_000),
+            addresses=pool(lambda: fake.address().replace("\n", ", "), 1_500),
+            companies=pool(fake.company, 800),
             team_words=pool(fake.last_name, 500),
             ipv4=ipv4, ipv6=ipv6, urls=urls,
             user_agents=pool(fake.user_agent, 800),
             bodies=pool(lambda: fake.paragraph(nb_sentences=4), 3_000),
             comments=pool(lambda: fake.sentence(nb_words=12), 2_000),
             words=pool(fake.word, 1_000),
-            emails=pool(fake.email, 5_000),
+            emails=pool(fake.email, 1_500),
         )
         return pools
 
@@ -589,6 +591,11 @@ class _Timestamps:
         return out
 
 
+@functools.lru_cache(maxsize=2)
+def _timestamps(time_suffix: str) -> _Timestamps:
+    return _Timestamps(time_suffix)
+
+
 class _Writer:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
@@ -617,7 +624,7 @@ class _SQLiteWriter(_Writer):
     def __init__(self, engine: sa.Engine):
         super().__init__(engine)
         # SQLAlchemy's own storage format for DateTime on SQLite, so its comparisons and parsing agree.
-        self.ts = _Timestamps(".000000")
+        self.ts = _timestamps(".000000")
 
     def __enter__(self):
         super().__enter__()
@@ -660,7 +667,7 @@ class _SQLiteWriter(_Writer):
 class _PostgresWriter(_Writer):
     def __init__(self, engine: sa.Engine):
         super().__init__(engine)
-        self.ts = _Timestamps("")
+        self.ts = _timestamps("")
         self.cents = np.array([f".{i:02d}" for i in range(100)], dtype=object)
 
     def write(self, table: sa.Table, chunk: Chunk) -> int:

@@ -1,0 +1,173 @@
+"""The reference dataset: sizes, determinism, and the retention mix it promises relative to as_of."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+
+import pytest
+import sqlalchemy as sa
+
+from pipelines import reference_schema as schema
+from pipelines.seed import plan_rows, seed
+
+AS_OF = dt.date(2026, 3, 1)
+D = dt.datetime(2026, 3, 1)
+ROWS = 3_000
+
+
+@pytest.fixture
+def seeded(store_url) -> tuple[str, dict[str, int]]:
+    return store_url, seed(store_url, rows=ROWS, seed=7, as_of=AS_OF)
+
+
+def _rows(url: str, table: str) -> list[tuple]:
+    engine = sa.create_engine(url)
+    try:
+        t = schema.metadata.tables[table]
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.select(t).order_by(*t.primary_key.columns))]
+    finally:
+        engine.dispose()
+
+
+def _value(url: str, table: str, column: str, key: int) -> object:
+    """One typed value (DateTime comes back as datetime on SQLite too)."""
+    t = schema.metadata.tables[table]
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(t.c[column]).where(t.primary_key.columns[0] == key)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def _scalar(url: str, sql: str, **params) -> object:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_seed_creates_every_reference_table_with_the_planned_row_counts(seeded):
+    url, counts = seeded
+    assert counts == plan_rows(ROWS)
+    assert set(counts) == set(schema.TABLE_NAMES)
+    assert abs(sum(counts.values()) - ROWS) <= ROWS * 0.05
+    assert counts["access_logs"] == max(counts.values())
+    for table, n in counts.items():
+        assert _scalar(url, f"SELECT COUNT(*) FROM {table}") == n
+
+
+def test_legal_holds_table_has_the_spec_columns(seeded):
+    url, _ = seeded
+    columns = {c["name"]: c for c in sa.inspect(sa.create_engine(url)).get_columns("legal_holds")}
+    assert list(columns) == ["hold_id", "subject_id", "table_name", "record_key", "case_ref", "placed_at",
+                             "released_at"]
+    assert [n for n, c in columns.items() if c["nullable"]] == ["subject_id", "table_name", "record_key",
+                                                                 "released_at"]
+
+
+def test_retention_columns_and_subjects_are_indexed(seeded):
+    url, _ = seeded
+    inspector = sa.inspect(sa.create_engine(url))
+    indexed = {(t, c) for t in schema.TABLE_NAMES
+               for i in inspector.get_indexes(t) for c in i["column_names"]}
+    assert {("accounts", "deleted_at"), ("access_logs", "ts"), ("access_logs", "user_id"),
+            ("orders", "created_at"), ("support_tickets", "closed_at"),
+            ("marketing_profiles", "consent_withdrawn_at")} <= indexed
+
+
+def test_same_seed_gives_identical_data_and_another_seed_different_data(store_url, tmp_path):
+    other = f"sqlite:///{tmp_path / 'again.db'}"
+    third = f"sqlite:///{tmp_path / 'third.db'}"
+    seed(store_url, rows=1_000, seed=3, as_of=AS_OF)
+    seed(other, rows=1_000, seed=3, as_of=AS_OF)
+    seed(third, rows=1_000, seed=4, as_of=AS_OF)
+    for table in schema.TABLE_NAMES:
+        assert _rows(store_url, table) == _rows(other, table), table
+    assert _rows(store_url, "accounts") != _rows(third, "accounts")
+    assert _rows(store_url, "access_logs") != _rows(third, "access_logs")
+
+
+def test_seeding_a_store_that_has_the_tables_is_refused_unless_replace(sqlite_url):
+    seed(sqlite_url, rows=500, seed=1, as_of=AS_OF)
+    with pytest.raises(ValueError, match=r"already has reference tables.*replace=True"):
+        seed(sqlite_url, rows=500, seed=1, as_of=AS_OF)
+    counts = seed(sqlite_url, rows=800, seed=1, as_of=AS_OF, replace=True)
+    assert _scalar(sqlite_url, "SELECT COUNT(*) FROM accounts") == counts["accounts"]
+
+
+def test_accounts_are_due_inside_grace_and_live_relative_to_as_of(seeded):
+    url, counts = seeded
+    grace = D - dt.timedelta(days=30)
+    due = _scalar(url, "SELECT COUNT(*) FROM accounts WHERE deleted_at <= :c", c=grace)
+    in_grace = _scalar(url, "SELECT COUNT(*) FROM accounts WHERE deleted_at > :c AND deleted_at <= :d",
+                       c=grace, d=D)
+    live = _scalar(url, "SELECT COUNT(*) FROM accounts WHERE deleted_at IS NULL")
+    n = counts["accounts"]
+    assert due == round(0.10 * n)
+    assert in_grace == round(0.03 * n)
+    assert live == n - due - in_grace
+
+
+def test_time_based_tables_have_rows_on_both_sides_of_their_cutoffs(seeded):
+    url, counts = seeded
+    old_logs = _scalar(url, "SELECT COUNT(*) FROM access_logs WHERE ts <= :c", c=D - dt.timedelta(days=90))
+    assert 0.4 < old_logs / counts["access_logs"] < 0.65  # about half of ~200 days is older than 90
+    assert _scalar(url, "SELECT COUNT(*) FROM access_logs WHERE ts > :d", d=D) > 0  # after as_of: not due
+    assert _scalar(url, "SELECT COUNT(*) FROM support_tickets WHERE closed_at IS NULL") > 0
+    three_years, seven_years = dt.datetime(2023, 3, 1), dt.datetime(2019, 3, 1)
+    assert _scalar(url, "SELECT COUNT(*) FROM support_tickets WHERE closed_at <= :c", c=three_years) > 0
+    assert _scalar(url, "SELECT COUNT(*) FROM support_tickets WHERE closed_at > :c", c=three_years) > 0
+    assert _scalar(url, "SELECT COUNT(*) FROM orders WHERE created_at <= :c", c=seven_years) > 0
+    assert _scalar(url, "SELECT COUNT(*) FROM orders WHERE created_at > :c", c=seven_years) > 0
+    withdrawn = _scalar(url, "SELECT COUNT(*) FROM marketing_profiles WHERE consent_withdrawn_at IS NOT NULL")
+    assert 0.2 < withdrawn / counts["marketing_profiles"] < 0.4
+    assert _scalar(url, "SELECT COUNT(*) FROM marketing_profiles WHERE consent_withdrawn_at > :d", d=D) > 0
+    assert _scalar(url, "SELECT COUNT(*) FROM newsletter_subscriptions WHERE unsubscribed_at <= :d", d=D) > 0
+
+
+def test_holds_of_every_scope_are_present_and_point_at_due_rows(seeded):
+    url, _ = seeded
+    holds = {h[0]: h for h in _rows(url, "legal_holds")}
+    _, subject, table, key, case_ref, placed_at, released_at = holds[1]
+    assert (table, key, released_at) == (None, None, None) and case_ref
+    deleted = _value(url, "accounts", "deleted_at", subject)
+    assert deleted <= D - dt.timedelta(days=30)  # a subject hold on an account due for erasure
+
+    assert holds[2][1:4] == (None, "orders", "1") and holds[2][6] is None
+    assert _value(url, "orders", "created_at", 1) <= dt.datetime(2019, 3, 1)
+
+    _, subject, table, key, *_, released_at = holds[3]
+    assert (table, key, released_at) == ("access_logs", None, None)
+    assert _scalar(url, "SELECT COUNT(*) FROM access_logs WHERE user_id = :u AND ts <= :c",
+                   u=subject, c=D - dt.timedelta(days=90)) > 0
+
+    _, subject, table, key, _, placed_at, released_at = holds[4]
+    assert (table, key) == (None, None)
+    assert placed_at < released_at < dt.datetime.now()  # released: no longer protects anything
+    assert _value(url, "accounts", "deleted_at", subject) <= D - dt.timedelta(30)
+
+    assert holds[5][1:4] == (None, "support_tickets", "1")
+    assert holds[5][5] == D and holds[5][6] is None  # placed on the as-of date itself
+    assert len(holds) == 5
+
+
+def test_values_look_like_a_real_platforms(seeded):
+    url, _ = seeded
+    accounts = _rows(url, "accounts")
+    assert all("@" in a[1] and " " in a[2] for a in accounts)
+    assert all(a[4].startswith("$2b$12$") and len(a[4]) == 60 for a in accounts)
+    assert all(len(a[5]) == 2 and a[5].isupper() for a in accounts)  # ISO 3166-1 alpha-2
+    assert {a[7] for a in accounts} == {"web", "app", "partner", "api"}
+    ips = [ipaddress.ip_address(r[2]) for r in _rows(url, "access_logs")]
+    v6 = sum(ip.version == 6 for ip in ips) / len(ips)
+    assert 0.15 < v6 < 0.25
+    assert {ipaddress.ip_address(a[6]).version for a in accounts} == {4, 6}
+    orders = _rows(url, "orders")
+    assert all(o[5].startswith("tok_") for o in orders)
+    assert all(o[6] is None or (len(o[6]) == 4 and o[6].isdigit()) for o in orders)
+    assert all(o[7] > 0 for o in orders)
