@@ -1,0 +1,186 @@
+"""Erase or anonymize the due rows of one table, chunk by chunk, each chunk one transaction.
+
+Due keys stream from a read snapshot in key order (memory bounded by the chunk size). Per chunk:
+fold aggregates, then erase (one DELETE) and anonymize (one UPDATE with the operators' SQL forms,
+plus a bulk write-back for operators that only run in pandas), mark anonymized keys and append the
+ledger entries, then commit. A killed run leaves each chunk done or untouched; the next run's
+discovery finds exactly what is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from anonymizers import OperatorContext
+from pipelines import aggregates, faults, ledger, lock, markers
+from pipelines.context import RunContext
+from pipelines.discovery import predicates
+from pipelines.frames import read_rows, write_back
+from pipelines.store import connect
+
+DEFAULT_CHUNK = 5_000
+
+
+@dataclass
+class TableCounts:
+    erased: int = 0
+    anonymized: int = 0
+    folded: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: TableCounts) -> None:
+        self.erased += other.erased
+        self.anonymized += other.anonymized
+        for k, v in other.folded.items():
+            self.folded[k] = self.folded.get(k, 0) + v
+
+
+def _pgcrypto(ctx: RunContext) -> bool:
+    if ctx.dialect != "postgresql":
+        return True
+    with ctx.store.connect() as conn:
+        return bool(conn.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = 'pgcrypto'")).scalar())
+
+
+def split_operators(ctx: RunContext, name: str, pushdown: bool = True) -> tuple[dict, dict]:
+    """Columns whose operator has a SQL form for this dialect, and the rest (pandas)."""
+    rule, table = ctx.policy.tables[name], ctx.tables[name]
+    subject = table.c[rule.subject] if rule.subject else None
+    in_sql, in_pandas = {}, {}
+    sql_ok = pushdown and _pgcrypto(ctx)
+    for col, op in ctx.operators[name].items():
+        if op.name == "keep":
+            continue
+        expr = op.sql(table.c[col], ctx.dialect, subject) if sql_ok else None
+        if expr is not None:
+            in_sql[col] = expr
+        else:
+            in_pandas[col] = op
+    return in_sql, in_pandas
+
+
+def anonymize_rows(conn: Connection, ctx: RunContext, name: str, keys: Sequence[object],
+                   in_sql: dict[str, Any], in_pandas: dict[str, Any]) -> None:
+    """Anonymize the rows with these keys: pandas reads first (they may need the original subject)."""
+    rule, table = ctx.policy.tables[name], ctx.tables[name]
+    new_values = {}
+    if in_pandas:
+        extra = [rule.subject] if rule.subject else []
+        frame = read_rows(conn, table, rule.key, keys, list(in_pandas) + extra)
+        subjects = frame[rule.subject] if rule.subject else None
+        new_values = {col: op.apply(frame[col], subjects) for col, op in in_pandas.items()}
+        keys = list(frame[rule.key])
+    if in_sql:
+        conn.execute(sa.update(table).where(table.c[rule.key].in_(keys)).values(in_sql))
+    write_back(conn, table, rule.key, keys, new_values)
+
+
+def _fold_targets(ctx: RunContext, name: str) -> list[tuple[str, Any, sa.Table, dict]]:
+    """Aggregates folded from this table, with their tables (created if absent) and operators."""
+    op_ctx = OperatorContext(key=ctx.key, key_id=ctx.policy.pseudonymization.key_id)
+    out = []
+    for agg_name, agg in ctx.policy.aggregates.items():
+        if agg.from_table == name:
+            table = aggregates.ensure(ctx.store, agg_name, agg, ctx.tables[name])
+            out.append((agg_name, agg, table, aggregates.operators(agg, op_ctx)))
+    return out
+
+
+def _already_anonymized(conn: Connection, name: str, keys: Sequence[object]) -> set[str]:
+    if not keys:
+        return set()
+    rows = conn.execute(sa.select(markers.ANONYMIZED.c.row_key).where(
+        markers.ANONYMIZED.c.table_name == name,
+        markers.ANONYMIZED.c.row_key.in_([str(k) for k in keys]))).scalars()
+    return set(rows)
+
+
+def process_chunk(ctx: RunContext, name: str, chunk: Sequence[tuple[object, str]], ops: tuple[dict, dict],
+                  folds: list) -> TableCounts:
+    """One transaction: fold, erase, anonymize, mark, ledger."""
+    rule, table = ctx.policy.tables[name], ctx.tables[name]
+    erase = [k for k, action in chunk if action == "erase"]
+    anonymize = [k for k, action in chunk if action == "anonymize"]
+    counts = TableCounts()
+    with ctx.store.begin() as conn:
+        if folds:
+            marked = _already_anonymized(conn, name, erase)
+            to_fold = anonymize + [k for k in erase if str(k) not in marked]
+            for agg_name, agg, agg_table, agg_ops in folds:
+                frame = aggregates.dimension_frame(conn, table, rule.key, to_fold, agg, agg_ops)
+                n = aggregates.fold(conn, agg_table, frame)
+                if n:
+                    ledger.append(conn, ctx.run_id, agg_name, "fold", n, ledger.keys_digest(ctx.ledger_key, to_fold))
+                    counts.folded[agg_name] = n
+        if anonymize:
+            anonymize_rows(conn, ctx, name, anonymize, *ops)
+            markers.mark(conn, name, anonymize, ctx.run_id)
+            ledger.append(conn, ctx.run_id, name, "anonymize", len(anonymize),
+                          ledger.keys_digest(ctx.ledger_key, anonymize))
+            counts.anonymized = len(anonymize)
+        if erase:
+            deleted = conn.execute(sa.delete(table).where(table.c[rule.key].in_(erase))).rowcount
+            markers.unmark(conn, name, erase)
+            ledger.append(conn, ctx.run_id, name, "erase", deleted, ledger.keys_digest(ctx.ledger_key, erase))
+            counts.erased = deleted
+    return counts
+
+
+def key_bounds(ctx: RunContext, name: str, partitions: int) -> list[tuple[object, object]]:
+    """Split the due rows' keys into `partitions` contiguous ranges (lo exclusive, hi inclusive) for
+    parallel workers; ranges are disjoint, so workers never touch the same row."""
+    rule, table = ctx.policy.tables[name], ctx.tables[name]
+    p = predicates(ctx, name)
+    key = table.c[rule.key]
+    cond = sa.and_(p.due, sa.not_(p.held))
+    with ctx.store.connect() as conn:
+        total = conn.execute(sa.select(sa.func.count()).select_from(table).where(cond)).scalar_one()
+        if total == 0:
+            return []
+        step = max(1, -(-total // max(1, partitions)))
+        numbered = sa.select(key.label("k"), sa.func.row_number().over(order_by=key).label("n")).where(cond)
+        sub = numbered.subquery()
+        cuts = conn.execute(sa.select(sub.c.k).where(sa.or_((sub.c.n % step) == 0, sub.c.n == total))
+                            .order_by(sub.c.k)).scalars().all()
+    bounds, lo = [], None
+    for hi in cuts:
+        bounds.append((lo, hi))
+        lo = hi
+    return bounds
+
+
+def apply_table(ctx: RunContext, name: str, *, key_range: tuple[object, object] | None = None,
+                chunk_size: int = DEFAULT_CHUNK, pushdown: bool = True) -> TableCounts:
+    """Erase or anonymize every due, unheld row of `name` (within `key_range` when given)."""
+    rule, table = ctx.policy.tables[name], ctx.tables[name]
+    markers.ensure(ctx.store)
+    ledger.ensure(ctx.store)
+    p = predicates(ctx, name)
+    key = table.c[rule.key]
+    cond = [p.due, sa.not_(p.held)]
+    if key_range is not None:
+        lo, hi = key_range
+        if lo is not None:
+            cond.append(key > lo)
+        if hi is not None:
+            cond.append(key <= hi)
+    ops = split_operators(ctx, name, pushdown)
+    folds = _fold_targets(ctx, name)
+    total = TableCounts()
+    reader = connect(ctx.store_url, writer=False)
+    try:
+        with reader.connect() as rconn:
+            result = rconn.execution_options(stream_results=True, yield_per=chunk_size).execute(
+                sa.select(key, p.action()).where(*cond).order_by(key))
+            for n, part in enumerate(result.partitions(chunk_size), start=1):
+                total.add(process_chunk(ctx, name, [tuple(r) for r in part], ops, folds))
+                faults.checkpoint("apply.chunk")
+                if n % 20 == 0:
+                    lock.heartbeat(ctx.store, ctx.run_id)
+    finally:
+        reader.dispose()
+    return total

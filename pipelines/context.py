@@ -1,0 +1,128 @@
+"""Everything a run needs, resolved and validated before any data is touched."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import hashlib
+import hmac
+import re
+import secrets as pysecrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from anonymizers import OperatorContext, OperatorError
+from pipelines import store as stores
+from pipelines.durations import as_of_instant
+from pipelines.errors import InputError, PolicyError
+from pipelines.holds import Hold, load_active
+from pipelines.policy import Policy, load_policy
+from pipelines.schema_check import check_against_schema, tables_named
+from pipelines.secrets import SecretError, resolve
+
+
+def new_run_id(as_of: dt.date, dry_run: bool = False) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{'plan' if dry_run else 'run'}-{as_of.isoformat()}-{stamp}-{pysecrets.token_hex(3)}"
+
+
+def safe_run_id(text: str) -> str:
+    """Airflow run ids carry ':' and '+'; keep a run id usable as a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:80]
+
+
+@dataclass
+class RunContext:
+    policy: Policy
+    store_url: str
+    vault_url: str | None
+    store: Engine
+    as_of: dt.date
+    run_id: str
+    dry_run: bool
+    key: bytes = field(repr=False)
+    operators: dict[str, dict[str, Any]]
+    tables: dict[str, sa.Table]
+    holds: list[Hold]
+    now: dt.datetime
+    _vault: Engine | None = None
+
+    @property
+    def dialect(self) -> str:
+        return self.store.dialect.name
+
+    @property
+    def instant(self) -> dt.datetime:
+        return as_of_instant(self.as_of)
+
+    @property
+    def ledger_key(self) -> bytes:
+        """A sub-key for hashing row keys in the ledger: never the pseudonymisation key itself."""
+        return hmac.new(self.key, b"lethe-ledger-v1", hashlib.sha256).digest()
+
+    @property
+    def vault(self) -> Engine:
+        if self._vault is None:
+            if not self.vault_url:
+                raise InputError("rows under legal hold are due but no vault is configured: give --vault, "
+                                 "set LETHE_VAULT_URL or put `vault:` in the policy")
+            self._vault = stores.connect(self.vault_url)
+        return self._vault
+
+    def has_vault(self) -> bool:
+        return bool(self.vault_url)
+
+    def dispose(self) -> None:
+        self.store.dispose()
+        if self._vault is not None:
+            self._vault.dispose()
+
+
+def operator_context(policy: Policy) -> OperatorContext:
+    try:
+        key = resolve(policy.pseudonymization.key)
+    except SecretError as exc:
+        raise InputError(f"pseudonymization.key: {exc}", source=policy.source) from None
+    try:
+        return OperatorContext(key=key, key_id=policy.pseudonymization.key_id)
+    except OperatorError as exc:
+        raise InputError(f"pseudonymization: {exc}", source=policy.source) from None
+
+
+def validate(policy: Policy, engine: Engine, context: OperatorContext | None) -> tuple[dict, dict]:
+    """Reflect the live schema and check the policy against it; raises PolicyError with every problem."""
+    tables = stores.reflect(engine, tables_named(policy))
+    problems, operators = check_against_schema(policy, tables, engine.dialect.name, context)
+    if problems:
+        raise PolicyError(problems, source=policy.source)
+    return tables, operators
+
+
+def build(policy_path: str | Path, as_of: dt.date, *, dry_run: bool = False, store: str | None = None,
+          vault: str | None = None, run_id: str | None = None, now: dt.datetime | None = None) -> RunContext:
+    """Load, resolve and validate everything; any problem raises InputError before data is touched."""
+    policy = load_policy(policy_path)
+    context = operator_context(policy)
+    store_url = stores.resolve_url(store, "LETHE_STORE_URL", policy.store, "store")
+    vault_url = vault or os.environ.get("LETHE_VAULT_URL") or policy.vault
+    engine = stores.connect(store_url)
+    try:
+        tables, operators = validate(policy, engine, context)
+        now = now or dt.datetime.now(dt.UTC)
+        holds: list[Hold] = []
+        if policy.legal_holds:
+            with engine.connect() as conn:
+                holds = load_active(conn, tables[policy.legal_holds.table], now)
+    except (InputError, sa.exc.OperationalError) as exc:
+        engine.dispose()
+        if isinstance(exc, sa.exc.OperationalError):
+            raise InputError(f"cannot reach the store at {stores.redacted(store_url)} "
+                             f"({type(exc.orig).__name__})") from None
+        raise
+    return RunContext(policy=policy, store_url=store_url, vault_url=vault_url, store=engine, as_of=as_of,
+                      run_id=run_id or new_run_id(as_of, dry_run), dry_run=dry_run, key=context.key,
+                      operators=operators, tables=tables, holds=holds, now=now)

@@ -1,0 +1,99 @@
+"""Legal holds: which are active now (by the wall clock), and a SQL predicate for rows they protect."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pipelines.errors import InputError
+from pipelines.store import key_text
+
+HOLD_COLUMNS = ("hold_id", "subject_id", "table_name", "record_key", "case_ref", "placed_at", "released_at")
+
+
+@dataclass(frozen=True)
+class Hold:
+    hold_id: str
+    subject_id: str | None
+    table_name: str | None
+    record_key: str | None
+    case_ref: str
+
+    def applies_to_table(self, table: str, has_subject: bool) -> bool:
+        if self.table_name is not None and self.table_name != table:
+            return False
+        return self.subject_id is None or has_subject
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def load_active(conn: Connection, table: sa.Table, now: dt.datetime) -> list[Hold]:
+    """Active holds: `released_at` NULL or later than `now`. A hold with no scope stops the run (exit 2)."""
+    rows = conn.execute(sa.select(*(table.c[c] for c in HOLD_COLUMNS))).all()
+    holds, invalid = [], []
+    for r in rows:
+        released = r.released_at
+        if isinstance(released, str):
+            try:
+                released = dt.datetime.fromisoformat(released)
+            except ValueError:
+                released = None  # unreadable release time: keep protecting the data
+        if released is not None:
+            if isinstance(released, dt.date) and not isinstance(released, dt.datetime):
+                released = dt.datetime.combine(released, dt.time())
+            if released.tzinfo is None:
+                released = released.replace(tzinfo=dt.UTC)
+            if released <= now:
+                continue
+        hold = Hold(_text(r.hold_id), _text(r.subject_id), _text(r.table_name), _text(r.record_key),
+                    _text(r.case_ref) or "")
+        if hold.subject_id is None and hold.table_name is None and hold.record_key is None:
+            invalid.append(hold.hold_id)
+            continue
+        holds.append(hold)
+    if invalid:
+        raise InputError(f"legal hold(s) {', '.join(sorted(invalid))} have no scope (subject_id, table_name "
+                         "and record_key are all NULL); set at least one, or release them")
+    return holds
+
+
+def held_predicate(holds: list[Hold], table_name: str, table: sa.Table, key: str,
+                   subject: str | None) -> sa.ColumnElement[bool]:
+    """True for rows of `table` protected by any hold (every non-NULL field of a hold must match)."""
+    relevant = [h for h in holds if h.applies_to_table(table_name, subject is not None)]
+    if not relevant:
+        return sa.false()
+    key_col = key_text(table.c[key])
+    subj_col = key_text(table.c[subject]) if subject is not None else None
+    by_subject = sorted({h.subject_id for h in relevant if h.subject_id and h.record_key is None})
+    by_key = sorted({h.record_key for h in relevant if h.record_key and h.subject_id is None})
+    both = [(h.subject_id, h.record_key) for h in relevant if h.subject_id and h.record_key]
+    whole = any(h.subject_id is None and h.record_key is None for h in relevant)
+    if whole:
+        return sa.true()
+    clauses = []
+    if by_subject:
+        clauses.append(subj_col.in_(by_subject))
+    if by_key:
+        clauses.append(key_col.in_(by_key))
+    clauses.extend(sa.and_(subj_col == s, key_col == k) for s, k in both)
+    return sa.or_(*clauses)
+
+
+def holds_matching(holds: list[Hold], table_name: str, key: str, subject: str | None) -> list[str]:
+    """The ids of the holds that protect one row (for the vault's provenance column)."""
+    return sorted(
+        h.hold_id for h in holds
+        if (h.table_name is None or h.table_name == table_name)
+        and (h.record_key is None or h.record_key == key)
+        and (h.subject_id is None or (subject is not None and h.subject_id == subject))
+    )

@@ -1,0 +1,115 @@
+"""The tamper-evident ledger: an append-only hash chain in the store, one entry per action.
+
+Each entry's hash covers its fields and the previous entry's hash, so altering, removing or
+reordering any entry breaks every hash after it. Row keys are recorded only as one keyed digest per
+entry, never as keys. Entries are appended inside the caller's transaction, so an entry exists
+exactly when the change it records was committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+GENESIS = "0" * 64
+_meta = sa.MetaData()
+LEDGER = sa.Table(
+    "lethe_ledger", _meta,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+    sa.Column("run_id", sa.String(80), nullable=False),
+    sa.Column("recorded_at", sa.String(32), nullable=False),
+    sa.Column("table_name", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+    sa.Column("keys_digest", sa.String(64), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("entry_hash", sa.String(64), nullable=False),
+)
+_ADVISORY_LOCK_ID = 0x1E7E_1ED6  # serialises appends from parallel tasks on PostgreSQL
+
+
+def ensure(engine: Engine) -> None:
+    _meta.create_all(engine, tables=[LEDGER])
+
+
+def keys_digest(ledger_key: bytes, keys: Iterable[object]) -> str:
+    """A keyed digest of the row keys: proves which rows without storing them."""
+    mac = hmac.new(ledger_key, digestmod=hashlib.sha256)
+    for k in sorted(str(k) for k in keys):
+        mac.update(k.encode("utf-8"))
+        mac.update(b"\x00")
+    return mac.hexdigest()
+
+
+def _entry_hash(prev_hash: str, fields: dict) -> str:
+    body = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def _fields(row: dict) -> dict:
+    return {k: row[k] for k in ("seq", "run_id", "recorded_at", "table_name", "action", "row_count",
+                                "keys_digest")}
+
+
+def append(conn: Connection, run_id: str, table_name: str, action: str, row_count: int, digest: str) -> str:
+    """Append one entry inside the caller's transaction; returns its hash."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
+    head = conn.execute(
+        sa.select(LEDGER.c.seq, LEDGER.c.entry_hash).order_by(LEDGER.c.seq.desc()).limit(1)
+    ).first()
+    seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS)
+    row = {"seq": seq, "run_id": run_id, "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+           "table_name": table_name, "action": action, "row_count": int(row_count), "keys_digest": digest}
+    row["prev_hash"] = prev
+    row["entry_hash"] = _entry_hash(prev, _fields(row))
+    conn.execute(LEDGER.insert().values(**row))
+    return row["entry_hash"]
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    entries: int
+    head: str
+    first_bad: int | None = None
+    reason: str = ""
+
+
+def verify(conn: Connection) -> Verification:
+    """Walk the chain in order; the first entry whose link or hash does not match is named."""
+    prev, expected_seq, count = GENESIS, 1, 0
+    rows = conn.execute(sa.select(LEDGER).order_by(LEDGER.c.seq)).mappings()
+    for row in rows:
+        count += 1
+        if row["seq"] != expected_seq:
+            return Verification(False, count, prev, row["seq"], f"entry {expected_seq} is missing")
+        if row["prev_hash"] != prev:
+            return Verification(False, count, prev, row["seq"], "its link to the previous entry is broken")
+        if _entry_hash(prev, _fields(dict(row))) != row["entry_hash"]:
+            return Verification(False, count, prev, row["seq"], "its content does not match its hash")
+        prev, expected_seq = row["entry_hash"], expected_seq + 1
+    return Verification(True, count, prev)
+
+
+def summary(conn: Connection, run_id: str) -> dict:
+    """Entries written by one run, and the chain head, for the report."""
+    n = conn.execute(sa.select(sa.func.count()).where(LEDGER.c.run_id == run_id)).scalar_one()
+    head = conn.execute(sa.select(LEDGER.c.entry_hash).order_by(LEDGER.c.seq.desc()).limit(1)).scalar()
+    return {"entries": int(n), "head": head or GENESIS}
+
+
+def folded_totals(conn: Connection) -> dict[str, int]:
+    """Rows folded per aggregate, as the ledger recorded them."""
+    rows = conn.execute(
+        sa.select(LEDGER.c.table_name, sa.func.sum(LEDGER.c.row_count))
+        .where(LEDGER.c.action == "fold").group_by(LEDGER.c.table_name)
+    ).all()
+    return {name: int(total) for name, total in rows}

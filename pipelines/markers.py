@@ -1,0 +1,45 @@
+"""Which rows Lethe has anonymized, so each row is anonymized exactly once.
+
+A side table instead of a flag column because Lethe never alters a user's tables. Discovery joins
+against it with NOT EXISTS on its primary key: an index probe per candidate row, so a run costs what
+its candidate rows cost and never re-applies operators to rows already processed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+_meta = sa.MetaData()
+ANONYMIZED = sa.Table(
+    "lethe_anonymized", _meta,
+    sa.Column("table_name", sa.String(255), primary_key=True),
+    sa.Column("row_key", sa.String(255), primary_key=True),
+    sa.Column("run_id", sa.String(80), nullable=False),
+)
+
+
+def ensure(engine: Engine) -> None:
+    _meta.create_all(engine, tables=[ANONYMIZED])
+
+
+def exists(engine: Engine) -> bool:
+    return sa.inspect(engine).has_table(ANONYMIZED.name)
+
+
+def is_marked(table_name: str, key_as_text: sa.ColumnElement) -> sa.ColumnElement[bool]:
+    return sa.exists().where(ANONYMIZED.c.table_name == table_name, ANONYMIZED.c.row_key == key_as_text)
+
+
+def mark(conn: Connection, table_name: str, keys: Sequence[object], run_id: str) -> None:
+    if keys:
+        conn.execute(ANONYMIZED.insert(), [{"table_name": table_name, "row_key": str(k), "run_id": run_id}
+                                           for k in keys])
+
+
+def unmark(conn: Connection, table_name: str, keys: Sequence[object]) -> None:
+    if keys:
+        conn.execute(ANONYMIZED.delete().where(ANONYMIZED.c.table_name == table_name,
+                                               ANONYMIZED.c.row_key.in_([str(k) for k in keys])))

@@ -1,0 +1,66 @@
+"""The run report: `<report-dir>/<run_id>.json` (the SPEC's fields and more) and its HTML page.
+
+Only counts, dates, hashes, ids of holds and case references go in: never a value from the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pipelines.errors import InputError
+
+
+def safe_path(report_dir: Path, run_id: str, suffix: str) -> Path:
+    """A file inside the report directory; a run id cannot climb out of it."""
+    name = f"{run_id}{suffix}"
+    if "/" in name or "\\" in name or name.startswith(".") or ".." in name:
+        raise InputError(f"run id {run_id!r} is not a safe file name")
+    path = (report_dir / name).resolve()
+    if path.parent != report_dir.resolve():
+        raise InputError("report path escapes the report directory")
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only (reports describe what happened to personal data)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def prepare_dir(report_dir: str | Path) -> Path:
+    path = Path(report_dir)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def write(report: dict, report_dir: str | Path) -> Path:
+    """Write the JSON report and its HTML page; refresh the index. Returns the JSON path."""
+    directory = prepare_dir(report_dir)
+    json_path = safe_path(directory, report["run_id"], ".json")
+    write_private(json_path, json.dumps(report, indent=2, sort_keys=False, default=str))
+    try:
+        from pipelines import report_html
+    except ImportError:  # the HTML half lands separately
+        return json_path
+    write_private(safe_path(directory, report["run_id"], ".html"), report_html.render_run(report))
+    report_html.write_index(directory)
+    return json_path
+
+
+def load_all(report_dir: str | Path) -> list[dict]:
+    """Every run report in a directory, oldest first (unreadable files are skipped)."""
+    out = []
+    for path in sorted(Path(report_dir).glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and "run_id" in data and "as_of" in data:
+            out.append(data)
+    return sorted(out, key=lambda r: (r.get("started_at", ""), r["run_id"]))

@@ -1,0 +1,147 @@
+"""`lethe run` / `lethe plan`: the steps in order, under the store lock, ending in a report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines import lock, report, steps
+from pipelines.context import RunContext, build
+from pipelines.errors import LetheError, RunFailedError
+
+log = logging.getLogger("lethe.run")
+
+
+@dataclass
+class RunResult:
+    report: dict
+    report_path: Path | None
+
+    @property
+    def status(self) -> str:
+        return self.report["status"]
+
+    @property
+    def exit_code(self) -> int:
+        return {"succeeded": 0, "failed": 1}.get(self.status, 3)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def table_rules(ctx: RunContext) -> dict:
+    """What the policy says per table, for reviewers (periods, actions)."""
+    out = {}
+    for name, rule in ctx.policy.tables.items():
+        out[name] = {
+            "retention": (f"{rule.retain.period.describe()} from {rule.retain.from_column}" if rule.retain else None),
+            "when_expired": rule.when_expired,
+            "when_subject_deleted": rule.when_subject_deleted,
+        }
+    return out
+
+
+def assemble(ctx: RunContext, *, started_at: str, planned: dict, moved: dict, released: dict, applied: dict,
+             expectations: list[dict], status: str, error: str | None = None) -> dict:
+    """The report dict from the steps' outputs (the DAG assembles it from XComs the same way)."""
+    tables = {}
+    for name in ctx.policy.tables:
+        p = planned.get(name, {})
+        a = applied.get(name, {})
+        r = released.get(name, {})
+        if ctx.dry_run:
+            erased, anonymized, to_vault = p.get("erase", 0), p.get("anonymize", 0), p.get("held", 0)
+        else:
+            erased, anonymized, to_vault = a.get("erased", 0), a.get("anonymized", 0), moved.get(name, 0)
+        tables[name] = {
+            "due": p.get("due", 0), "erased": erased, "anonymized": anonymized, "moved_to_vault": to_vault,
+            "due_by_retention": p.get("due_by_retention", 0),
+            "due_by_subject_deletion": p.get("due_by_subject_deletion", 0),
+            "held": p.get("held", 0),
+            "released_erased": r.get("erased", 0), "released_returned": r.get("returned", 0),
+        }
+    folded: dict[str, int] = {name: 0 for name in ctx.policy.aggregates}
+    for name, agg in ctx.policy.aggregates.items():
+        if ctx.dry_run:
+            p = planned.get(agg.from_table, {})
+            folded[name] = p.get("erase", 0) + p.get("anonymize", 0)
+        else:
+            folded[name] = (applied.get(agg.from_table, {}).get("folded", {}).get(name, 0)
+                            + released.get(agg.from_table, {}).get("folded", {}).get(name, 0))
+    out = {
+        "run_id": ctx.run_id, "as_of": ctx.as_of.isoformat(), "dry_run": ctx.dry_run, "status": status,
+        "policy_sha256": ctx.policy.sha256, "policy_file": Path(ctx.policy.source).name,
+        "started_at": started_at, "finished_at": _now(),
+        "tables": tables,
+        "vault": {"moved": sum(t["moved_to_vault"] for t in tables.values()),
+                  "released": sum(t["released_erased"] + t["released_returned"] for t in tables.values())},
+        "aggregates": {name: {"folded": n} for name, n in folded.items()},
+        "expectations": expectations,
+        "ledger": steps.ledger_state(ctx),
+        "rules": table_rules(ctx),
+        "holds": steps.holds_summary(ctx),
+        "pending_subjects": steps.pending_subjects(ctx),
+    }
+    if error:
+        out["error"] = error
+    return out
+
+
+def verify(ctx: RunContext) -> list[dict]:
+    from pipelines import verify as verification
+
+    return verification.run(ctx)
+
+
+def execute(ctx: RunContext) -> tuple[dict, dict, dict, dict]:
+    """Steps 1-5 of a run (the vault and apply steps are skipped in a dry run)."""
+    planned = steps.plan(ctx)
+    if ctx.dry_run:
+        return planned, {}, {}, {}
+    moved = steps.move_held_rows(ctx)
+    released = steps.release_vault_rows(ctx)
+    applied = {}
+    for name in ctx.policy.table_order():
+        applied[name] = steps.apply(ctx, name)
+    steps.coarsen(ctx)
+    return planned, moved, released, applied
+
+
+def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir: str | Path = "reports",
+        store: str | None = None, vault: str | None = None) -> RunResult:
+    """Run (or plan) as of `as_of`. Input errors raise before anything is touched; a failure part-way
+    is reported with status `error` and raised as RunFailedError after the report is written."""
+    ctx = build(policy, as_of, dry_run=dry_run, store=store, vault=vault)
+    started = _now()
+    report_dir = report.prepare_dir(report_dir)
+    try:
+        if not dry_run:
+            lock.acquire(ctx.store, ctx.run_id, pid=os.getpid())
+        try:
+            planned, moved, released, applied = execute(ctx)
+            expectations = [] if dry_run else verify(ctx)
+            status = "succeeded" if all(e["success"] for e in expectations) else "failed"
+            rep = assemble(ctx, started_at=started, planned=planned, moved=moved, released=released,
+                           applied=applied, expectations=expectations, status=status)
+        except LetheError:
+            raise
+        except Exception as exc:  # the message names the step's exception type, never data
+            log.error("run %s failed: %s", ctx.run_id, type(exc).__name__)
+            rep = {"run_id": ctx.run_id, "as_of": as_of.isoformat(), "dry_run": dry_run, "status": "error",
+                   "policy_sha256": ctx.policy.sha256, "started_at": started, "finished_at": _now(),
+                   "error": f"{type(exc).__name__} during the run; see the logs of run {ctx.run_id}",
+                   "tables": {}, "vault": {"moved": 0, "released": 0}, "aggregates": {}, "expectations": [],
+                   "ledger": steps.ledger_state(ctx)}
+            path = report.write(rep, report_dir)
+            raise RunFailedError(f"run {ctx.run_id} failed part-way ({type(exc).__name__}); "
+                                 f"report: {path}. Re-running completes the work.") from exc
+        finally:
+            if not dry_run:
+                lock.release(ctx.store, ctx.run_id)
+        return RunResult(rep, report.write(rep, report_dir))
+    finally:
+        ctx.dispose()

@@ -1,0 +1,149 @@
+"""Validate a parsed policy against the live schema: every problem at once, with its path in the file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from anonymizers import OperatorContext, OperatorError, build_operator, parse_operator_spec
+from pipelines.holds import HOLD_COLUMNS
+from pipelines.policy import Policy
+from pipelines.store import column_kind
+
+TIME_KINDS = ("datetime", "date")
+
+
+def _columns(table: sa.Table) -> str:
+    return ", ".join(table.c.keys())
+
+
+def unique_columns(table: sa.Table) -> set[str]:
+    """Columns that are unique on their own (a single-column unique constraint or index)."""
+    found = {c.name for c in table.primary_key.columns} if len(table.primary_key.columns) == 1 else set()
+    for cons in table.constraints:
+        if isinstance(cons, sa.UniqueConstraint) and len(cons.columns) == 1:
+            found.update(c.name for c in cons.columns)
+    for idx in table.indexes:
+        if idx.unique and len(idx.columns) == 1:
+            found.update(c.name for c in idx.columns)
+    return found
+
+
+def tables_named(policy: Policy) -> list[str]:
+    names = list(policy.tables)
+    if policy.subjects:
+        names.append(policy.subjects.table)
+    if policy.legal_holds:
+        names.append(policy.legal_holds.table)
+    return names
+
+
+def _time_column(problems: list[str], path: str, table: sa.Table, col: str, dialect: str) -> None:
+    if col not in table.c:
+        problems.append(f"{path}: no such column {col!r} in {table.name}; columns are {_columns(table)}")
+        return
+    kind = column_kind(table.c[col])
+    if kind in TIME_KINDS or (dialect == "sqlite" and kind == "text"):
+        return
+    problems.append(f"{path}: column {table.name}.{col} is of type {table.c[col].type} ({kind}); "
+                    "a retention timestamp must be a date or timestamp column")
+
+
+def check_operator(problems: list[str], path: str, spec: Any, column: sa.Column | None,
+                   context: OperatorContext | None, is_key: bool = False):
+    """Build one operator for one column, recording any problem; returns the operator or None."""
+    try:
+        name, _params = parse_operator_spec(spec)
+    except OperatorError as exc:
+        problems.append(f"{path}: {exc}")
+        return None
+    if is_key and name != "keep":
+        problems.append(f"{path}: the key column cannot be anonymized (Lethe finds rows by it); use keep")
+        return None
+    if context is None:
+        return None
+    try:
+        op = build_operator(spec, context)
+    except OperatorError as exc:
+        problems.append(f"{path}: {exc}")
+        return None
+    if column is not None:
+        kind = column_kind(column)
+        if not op.accepts(kind):
+            problems.append(f"{path}: {name} cannot be applied to column {column.table.name}.{column.name} of "
+                            f"type {column.type} ({kind})")
+            return None
+    return op
+
+
+def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: str,
+                         context: OperatorContext | None) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Return (problems, operators per table and column)."""
+    problems: list[str] = []
+    operators: dict[str, dict[str, Any]] = {}
+    for name, rule in policy.tables.items():
+        path = f"tables.{name}"
+        table = tables.get(name)
+        if table is None:
+            problems.append(f"{path}: no such table in the store; tables are {', '.join(sorted(tables)) or '(none)'}")
+            continue
+        if rule.key not in table.c:
+            problems.append(f"{path}.key: no such column {rule.key!r}; columns are {_columns(table)}")
+        else:
+            pk = [c.name for c in table.primary_key.columns]
+            if pk != [rule.key] and rule.key not in unique_columns(table):
+                problems.append(f"{path}.key: {rule.key!r} is not the table's single-column primary key "
+                                f"(primary key: {', '.join(pk) or 'none'})")
+        if rule.subject is not None and rule.subject not in table.c:
+            problems.append(f"{path}.subject: no such column {rule.subject!r}; columns are {_columns(table)}")
+        if rule.retain is not None:
+            _time_column(problems, f"{path}.retain.from", table, rule.retain.from_column, dialect)
+        ops: dict[str, Any] = {}
+        for col, spec in rule.columns.items():
+            cpath = f"{path}.columns.{col}"
+            if col not in table.c:
+                problems.append(f"{cpath}: no such column; columns are {_columns(table)}")
+                check_operator(problems, cpath, spec, None, None)
+                continue
+            op = check_operator(problems, cpath, spec, table.c[col], context, is_key=(col == rule.key))
+            if op is not None:
+                if op.needs_subject and rule.subject is None:
+                    problems.append(f"{cpath}: {op.name} shifts per subject and needs `subject:` on the table")
+                ops[col] = op
+        operators[name] = ops
+    if policy.subjects:
+        s = policy.subjects
+        table = tables.get(s.table)
+        if table is None:
+            problems.append(f"subjects.table: no such table {s.table!r}")
+        else:
+            if s.id not in table.c:
+                problems.append(f"subjects.id: no such column {s.id!r} in {s.table}; columns are {_columns(table)}")
+            _time_column(problems, "subjects.deleted_at", table, s.deleted_at, dialect)
+    if policy.legal_holds:
+        table = tables.get(policy.legal_holds.table)
+        if table is None:
+            problems.append(f"legal_holds.table: no such table {policy.legal_holds.table!r}")
+        else:
+            missing = [c for c in HOLD_COLUMNS if c not in table.c]
+            if missing:
+                problems.append(f"legal_holds.table: {table.name} lacks column(s) {', '.join(missing)}; "
+                                f"a legal-holds table has {', '.join(HOLD_COLUMNS)}")
+    for agg_name, agg in policy.aggregates.items():
+        source = tables.get(agg.from_table)
+        for dim, spec in agg.dimensions.items():
+            dpath = f"aggregates.{agg_name}.dimensions.{dim}"
+            col = spec["column"]
+            if source is not None and col not in source.c:
+                problems.append(f"{dpath}.column: no such column {col!r} in {agg.from_table}; "
+                                f"columns are {_columns(source)}")
+                continue
+            op_spec = {k: v for k, v in spec.items() if k != "column"}
+            if op_spec:
+                check_operator(problems, dpath, op_spec, source.c[col] if source is not None else None, context)
+        for dim in agg.coarsen:
+            if dim not in agg.dimensions:
+                problems.append(f"aggregates.{agg_name}.coarsen.{dim}: not a dimension; dimensions are "
+                                f"{', '.join(agg.dimensions)}")
+    return problems, operators

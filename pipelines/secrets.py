@@ -1,0 +1,62 @@
+"""Secret references (`env:NAME`, `file:PATH`, `airflow:VARIABLE`) resolved at run time, never stored."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SCHEMES = ("env", "file", "airflow")
+MIN_KEY_BYTES = 32
+
+
+class SecretError(ValueError):
+    """A secret reference that cannot be resolved; the message names the reference, never the value."""
+
+
+def check_reference(ref: object) -> str:
+    if not isinstance(ref, str) or ":" not in ref:
+        raise SecretError("must be a secret reference env:NAME, file:PATH or airflow:VARIABLE "
+                          "(a literal key is never accepted)")
+    scheme, _, target = ref.partition(":")
+    if scheme not in SCHEMES or not target.strip():
+        raise SecretError(f"{ref!r} is not a secret reference; valid forms: env:NAME, file:PATH, airflow:VARIABLE")
+    return ref
+
+
+def resolve(ref: str) -> bytes:
+    """Return the secret's bytes; refuse missing, empty or short (< 32 bytes) secrets."""
+    scheme, _, target = check_reference(ref).partition(":")
+    if scheme == "env":
+        value = os.environ.get(target)
+        if value is None:
+            raise SecretError(f"environment variable {target} (from {ref}) is not set")
+    elif scheme == "file":
+        path = Path(target)
+        try:
+            value = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SecretError(f"cannot read key file {target} ({exc.strerror})") from None
+    else:
+        value = _airflow_variable(target)
+    secret = value.strip().encode("utf-8")
+    if not secret:
+        raise SecretError(f"the key from {ref} is empty")
+    if len(secret) < MIN_KEY_BYTES:
+        raise SecretError(f"the key from {ref} is {len(secret)} bytes; at least {MIN_KEY_BYTES} are required")
+    return secret
+
+
+def _airflow_variable(name: str) -> str:
+    try:
+        from airflow.sdk import Variable
+    except ImportError:  # pragma: no cover - airflow is a runtime dependency
+        raise SecretError(f"airflow:{name} needs Apache Airflow installed") from None
+    try:
+        value = Variable.get(name, default=None)
+    except Exception:
+        value = None
+    if value is None:
+        value = os.environ.get(f"AIRFLOW_VAR_{name.upper()}")
+    if value is None:
+        raise SecretError(f"Airflow Variable {name} is not set")
+    return value

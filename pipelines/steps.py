@@ -1,0 +1,147 @@
+"""The steps of a run, each re-entrant and callable on its own: the CLI runs them in order, the
+Airflow DAG runs each as a task. Steps return small JSON-able dicts (XCom-sized)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from pipelines import aggregates, ledger
+from pipelines.apply import apply_table, key_bounds
+from pipelines.context import RunContext
+from pipelines.discovery import count_due, deleted_subject_ids, predicates
+from pipelines.holds import held_predicate
+from pipelines.timestamps import at_or_before
+from pipelines.vault import existing_vault_table, move_held, release
+
+
+def plan(ctx: RunContext) -> dict[str, dict[str, int]]:
+    """Due rows per table, by reason and action, and how many are held."""
+    return {name: count_due(ctx, name) for name in ctx.policy.table_order()}
+
+
+def move_held_rows(ctx: RunContext) -> dict[str, int]:
+    if not ctx.holds:
+        return {name: 0 for name in ctx.policy.tables}
+    return {name: move_held(ctx, name) for name in ctx.policy.table_order()}
+
+
+def release_vault_rows(ctx: RunContext) -> dict[str, dict[str, int]]:
+    out = {}
+    for name in ctx.policy.table_order():
+        c = release(ctx, name)
+        out[name] = {"erased": c.released_erased, "returned": c.released_returned, "folded": c.folded}
+    return out
+
+
+def partitions(ctx: RunContext, name: str, count: int) -> list[list]:
+    """Key ranges of a table's due rows for parallel apply tasks (JSON-able)."""
+    return [[lo, hi] for lo, hi in key_bounds(ctx, name, count)]
+
+
+def apply(ctx: RunContext, name: str, key_range: list | None = None) -> dict:
+    counts = apply_table(ctx, name, key_range=tuple(key_range) if key_range else None)
+    return {"table": name, "erased": counts.erased, "anonymized": counts.anonymized, "folded": counts.folded}
+
+
+def coarsen(ctx: RunContext) -> dict[str, int]:
+    """Merge small aggregate groups where the policy asks for it (`coarsen:`)."""
+    merged = {}
+    for name, agg in ctx.policy.aggregates.items():
+        if not agg.coarsen or not sa.inspect(ctx.store).has_table(name):
+            continue
+        table = aggregates.table_for(name, agg, ctx.tables[agg.from_table])
+        with ctx.store.begin() as conn:
+            merged[name] = aggregates.coarsen(conn, table, agg)
+    return merged
+
+
+def holds_summary(ctx: RunContext) -> list[dict]:
+    """Per active hold: its case reference and how many rows it protects in the store and the vault."""
+    out = []
+    for hold in ctx.holds:
+        in_store = in_vault = 0
+        for name, rule in ctx.policy.tables.items():
+            if not hold.applies_to_table(name, rule.subject is not None):
+                continue
+            table = ctx.tables[name]
+            pred = held_predicate([hold], name, table, rule.key, rule.subject)
+            with ctx.store.connect() as conn:
+                in_store += conn.execute(sa.select(sa.func.count()).select_from(table).where(pred)).scalar_one()
+            vtable = existing_vault_table(ctx, name)
+            if vtable is not None:
+                vpred = held_predicate([hold], name, vtable, rule.key, rule.subject)
+                with ctx.vault.connect() as vconn:
+                    in_vault += vconn.execute(sa.select(sa.func.count()).select_from(vtable).where(vpred)).scalar_one()
+        out.append({"hold_id": hold.hold_id, "case_ref": hold.case_ref, "rows_in_store": int(in_store),
+                    "rows_in_vault": int(in_vault)})
+    return out
+
+
+def pending_subjects(ctx: RunContext, limit: int = 500) -> dict:
+    """Deleted subjects whose own row is not yet erased or anonymized, with their age and why.
+
+    No identifiers: each entry is the deletion date, its age in days as of D and a reason.
+    """
+    s = ctx.policy.subjects
+    if s is None or s.table not in ctx.policy.tables:
+        return {"count": 0, "overdue": 0, "subjects": []}
+    rule, table = ctx.policy.tables[s.table], ctx.tables[s.table]
+    p = predicates(ctx, s.table, with_markers=sa.inspect(ctx.store).has_table("lethe_anonymized"))
+    deleted = table.c[s.deleted_at]
+    waiting = sa.and_(deleted.is_not(None), sa.or_(
+        p.anonymize, p.erase,
+        sa.not_(at_or_before(deleted, s.erase_after.before(ctx.instant), ctx.dialect))))
+    if rule.when_subject_deleted == "keep":
+        return {"count": 0, "overdue": 0, "subjects": []}
+    month_ago = ctx.instant - dt.timedelta(days=30)
+    entries, overdue, total = [], 0, 0
+    with ctx.store.connect() as conn:
+        rows = conn.execute(sa.select(deleted, p.held.label("held")).where(waiting).order_by(deleted)).all()
+    for when, held in rows:
+        total += 1
+        stamp = _as_datetime(when)
+        if stamp is None:
+            continue
+        age = (ctx.instant - stamp).days
+        is_overdue = stamp <= month_ago
+        overdue += is_overdue
+        reason = ("held" if held else "grace period" if age < _grace_days(ctx) else
+                  "not yet processed (run failed or not yet run)")
+        if len(entries) < limit:
+            entries.append({"deleted_on": stamp.date().isoformat(), "age_days": age, "overdue": is_overdue,
+                            "reason": reason})
+    return {"count": total, "overdue": overdue, "subjects": entries}
+
+
+def _grace_days(ctx: RunContext) -> int:
+    s = ctx.policy.subjects
+    return (ctx.instant - s.erase_after.before(ctx.instant)).days
+
+
+def _as_datetime(value: object) -> dt.datetime | None:
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time())
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return None
+
+
+def ledger_state(ctx: RunContext) -> dict:
+    if not sa.inspect(ctx.store).has_table("lethe_ledger"):
+        return {"entries": 0, "head": ledger.GENESIS, "verified": True, "total_entries": 0}
+    with ctx.store.connect() as conn:
+        v = ledger.verify(conn)
+        s = ledger.summary(conn, ctx.run_id)
+    return {**s, "verified": v.ok, "total_entries": v.entries,
+            **({"first_bad_entry": v.first_bad} if not v.ok else {})}
+
+
+__all__ = ["plan", "move_held_rows", "release_vault_rows", "partitions", "apply", "coarsen", "holds_summary",
+           "pending_subjects", "ledger_state", "deleted_subject_ids"]

@@ -1,0 +1,100 @@
+"""Connections to the store and the vault, reflection, and the few dialect differences Lethe needs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from pipelines.errors import InputError
+
+COLUMN_KINDS = ("text", "integer", "float", "date", "datetime", "boolean", "binary", "other")
+
+
+def resolve_url(flag: str | None, env_var: str, from_policy: str | None, what: str) -> str:
+    """CLI flag, then environment, then the policy: the SPEC's order of precedence."""
+    url = flag or os.environ.get(env_var) or from_policy
+    if not url:
+        raise InputError(f"no {what} URL: give --{what}, set {env_var} or put `{what}:` in the policy")
+    try:
+        make_url(url)
+    except Exception:
+        raise InputError(f"the {what} URL is not a SQLAlchemy URL (dialect+driver://user:pass@host/db "
+                         f"or sqlite:///path)") from None
+    return url
+
+
+def redacted(url: str) -> str:
+    """A URL safe to print: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def connect(url: str, *, writer: bool = True) -> Engine:
+    """An engine with the settings Lethe relies on.
+
+    On SQLite a writer engine opens every transaction with BEGIN IMMEDIATE, so a read-then-write
+    (the ledger head, an aggregate upsert) cannot interleave with another process; a reader engine
+    (writer=False) takes plain snapshots, so it can stream due keys while a writer commits chunks.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:
+            dbapi_conn.isolation_level = None  # SQLAlchemy, not pysqlite, decides when to BEGIN
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return sa.create_engine(parsed, pool_pre_ping=True)
+
+
+def reflect(engine: Engine, names: list[str]) -> dict[str, sa.Table]:
+    """Reflect the named tables that exist; missing ones are simply absent from the result."""
+    existing = set(sa.inspect(engine).get_table_names())
+    meta = sa.MetaData()
+    present = [n for n in names if n in existing]
+    if present:
+        meta.reflect(bind=engine, only=present)
+    return {n: meta.tables[n] for n in present}
+
+
+def column_kind(column: sa.Column) -> str:
+    """Map a reflected column type onto the kinds operators declare they accept."""
+    t = column.type
+    checks = [
+        (sa.Boolean, "boolean"), (sa.DateTime, "datetime"), (sa.Date, "date"), (sa.Integer, "integer"),
+        (sa.Numeric, "float"), (sa.Float, "float"), (sa.LargeBinary, "binary"), (sa.Uuid, "other"),
+        (sa.String, "text"), (sa.Enum, "text"),
+    ]
+    for cls, kind in checks:
+        if isinstance(t, cls):
+            return kind
+    if isinstance(t, sa.types.NullType):
+        return "text"  # SQLite columns declared without a type hold anything; treat as text
+    name = type(t).__name__.upper()
+    if "TIMESTAMP" in name:
+        return "datetime"
+    if "CHAR" in name or "TEXT" in name or "CITEXT" in name:
+        return "text"
+    if "INET" in name or "CIDR" in name:
+        return "other"
+    return "other"
+
+
+def key_text(column: sa.ColumnElement) -> sa.ColumnElement:
+    """A key or subject value as text, the form the legal-holds table stores it in."""
+    return sa.cast(column, sa.Text)

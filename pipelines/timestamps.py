@@ -1,0 +1,32 @@
+"""Comparing a stored timestamp with a cutoff instant, the same way on every dialect and column type."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from pipelines.store import column_kind
+
+
+def at_or_before(column: sa.Column, cutoff: dt.datetime, dialect: str) -> sa.ColumnElement[bool]:
+    """`column <= cutoff` (cutoff is an aware UTC instant); NULL and unparseable values are never due.
+
+    SQLite stores timestamps as text in several shapes ('2026-01-01 00:00:00', ISO with 'T', with a zone
+    offset): julianday() reads them all as instants. A plain text prefilter two days past the cutoff
+    keeps the index usable for the common ISO shapes, since no zone offset exceeds 14 hours.
+    """
+    kind = column_kind(column)
+    naive = cutoff.astimezone(dt.UTC).replace(tzinfo=None)
+    if dialect == "sqlite":
+        exact = sa.func.julianday(column) <= sa.func.julianday(naive.strftime("%Y-%m-%d %H:%M:%S"))
+        if kind in ("datetime", "date", "text"):
+            upper = (naive + dt.timedelta(days=2)).strftime("%Y-%m-%d")
+            return sa.and_(sa.type_coerce(column, sa.Text) < upper, exact)
+        return exact
+    if kind == "date":
+        # A date is the instant of its midnight: due when that midnight is at or before the cutoff.
+        return column <= naive.date() if naive.time() == dt.time() else column < naive.date() + dt.timedelta(1)
+    if kind == "datetime" and getattr(column.type, "timezone", False):
+        return column <= cutoff
+    return column <= naive

@@ -1,0 +1,267 @@
+"""Legal holds' segregated storage: move due rows under hold to the vault, and release them.
+
+Store and vault are two databases with no shared transaction, so a move is copy, verify, delete,
+and every step is re-entrant: a copy skips rows already in the vault with the same checksum, the
+delete removes only rows whose vault copy verified. A crash anywhere loses no row and duplicates
+none; the next run's discovery finds what is left and finishes it. A release records itself in the
+store (ledger, marker, aggregate fold in one transaction) before it touches the vault, and a marker
+makes a repeated release a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pipelines import aggregates, faults, ledger, markers
+from pipelines.apply import DEFAULT_CHUNK, _fold_targets
+from pipelines.context import RunContext
+from pipelines.discovery import predicates
+from pipelines.frames import to_python
+from pipelines.holds import held_predicate, holds_matching
+from pipelines.store import connect
+
+PROVENANCE = ("lethe_hold_ids", "lethe_run_id", "lethe_moved_at", "lethe_checksum", "lethe_due_action",
+              "lethe_was_anonymized")
+RELEASED = "released:"  # marker namespace: vault rows whose release the store already recorded
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.isoformat(sep=" ")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value.normalize())
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, (int, str, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def checksum(row: dict, columns: Sequence[str]) -> str:
+    """SHA-256 of the row's values in column order, normalised so both databases agree."""
+    body = json.dumps([[c, _canonical(row[c])] for c in columns], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def vault_table(source: sa.Table, key: str, same_dialect: bool) -> sa.Table:
+    """The vault's copy of a source table: same column names, portable types, plus provenance."""
+    cols = []
+    for c in source.columns:
+        typ = c.type if same_dialect else c.type.as_generic()
+        cols.append(sa.Column(c.name, typ, primary_key=(c.name == key), nullable=(c.name != key)))
+    cols += [
+        sa.Column("lethe_hold_ids", sa.String(1000), nullable=False),
+        sa.Column("lethe_run_id", sa.String(80), nullable=False),
+        sa.Column("lethe_moved_at", sa.DateTime, nullable=False),
+        sa.Column("lethe_checksum", sa.String(64), nullable=False),
+        sa.Column("lethe_due_action", sa.String(16), nullable=False),
+        sa.Column("lethe_was_anonymized", sa.Boolean, nullable=False),
+    ]
+    return sa.Table(source.name, sa.MetaData(), *cols)
+
+
+def ensure_vault_table(ctx: RunContext, name: str) -> sa.Table:
+    table = vault_table(ctx.tables[name], ctx.policy.tables[name].key,
+                        ctx.vault.dialect.name == ctx.dialect)
+    table.metadata.create_all(ctx.vault)
+    return table
+
+
+def existing_vault_table(ctx: RunContext, name: str) -> sa.Table | None:
+    if not ctx.has_vault():
+        return None
+    if not sa.inspect(ctx.vault).has_table(name):
+        return None
+    return sa.Table(name, sa.MetaData(), autoload_with=ctx.vault)
+
+
+@dataclass
+class VaultCounts:
+    moved: int = 0
+    released_erased: int = 0
+    released_returned: int = 0
+    folded: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def released(self) -> int:
+        return self.released_erased + self.released_returned
+
+
+def move_held(ctx: RunContext, name: str, chunk_size: int = DEFAULT_CHUNK) -> int:
+    """Move every due row of `name` under an active hold to the vault; returns rows moved."""
+    rule, table = ctx.policy.tables[name], ctx.tables[name]
+    p = predicates(ctx, name)
+    key = table.c[rule.key]
+    cond = sa.and_(p.due, p.held)
+    with ctx.store.connect() as conn:
+        if not conn.execute(sa.select(sa.exists().where(cond))).scalar():
+            return 0
+    markers.ensure(ctx.store)
+    ledger.ensure(ctx.store)
+    vtable = ensure_vault_table(ctx, name)
+    columns = list(table.c.keys())
+    moved = 0
+    reader = connect(ctx.store_url, writer=False)
+    try:
+        with reader.connect() as rconn:
+            result = rconn.execution_options(stream_results=True, yield_per=chunk_size).execute(
+                sa.select(key, p.action()).where(cond).order_by(key))
+            for part in result.partitions(chunk_size):
+                moved += _move_chunk(ctx, name, vtable, columns, [tuple(r) for r in part])
+    finally:
+        reader.dispose()
+    return moved
+
+
+def _move_chunk(ctx: RunContext, name: str, vtable: sa.Table, columns: list[str],
+                chunk: list[tuple[object, str]]) -> int:
+    rule, table = ctx.policy.tables[name], ctx.tables[name]
+    actions = {k: a for k, a in chunk}
+    keys = list(actions)
+    with ctx.store.connect() as conn:
+        rows = [dict(r) for r in conn.execute(sa.select(table).where(table.c[rule.key].in_(keys))).mappings()]
+        was_anonymized = set(conn.execute(sa.select(markers.ANONYMIZED.c.row_key).where(
+            markers.ANONYMIZED.c.table_name == name,
+            markers.ANONYMIZED.c.row_key.in_([str(k) for k in keys]))).scalars())
+    sums = {r[rule.key]: checksum(r, columns) for r in rows}
+    # 1. copy (skipping rows already copied intact by an earlier, interrupted run)
+    with ctx.vault.begin() as vconn:
+        present = {r[0]: r[1] for r in vconn.execute(
+            sa.select(vtable.c[rule.key], vtable.c.lethe_checksum).where(vtable.c[rule.key].in_(keys)))}
+        stale = [k for k, s in present.items() if sums.get(k) != s]
+        if stale:
+            vconn.execute(sa.delete(vtable).where(vtable.c[rule.key].in_(stale)))
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        new = [
+            {**r, "lethe_hold_ids": ",".join(holds_matching(
+                ctx.holds, name, str(r[rule.key]), None if rule.subject is None else _as_text(r[rule.subject]))),
+             "lethe_run_id": ctx.run_id, "lethe_moved_at": now, "lethe_checksum": sums[r[rule.key]],
+             "lethe_due_action": actions[r[rule.key]], "lethe_was_anonymized": str(r[rule.key]) in was_anonymized}
+            for r in rows if r[rule.key] not in present or r[rule.key] in stale
+        ]
+        if new:
+            vconn.execute(vtable.insert(), new)
+    faults.checkpoint("vault.after_copy")
+    # 2. verify: the vault copy must hash to the store row's checksum
+    with ctx.vault.connect() as vconn:
+        copies = [dict(r) for r in vconn.execute(sa.select(vtable).where(vtable.c[rule.key].in_(keys))).mappings()]
+    verified = [c[rule.key] for c in copies
+                if checksum(c, columns) == c["lethe_checksum"] == sums.get(c[rule.key])]
+    faults.checkpoint("vault.after_verify")
+    # 3. delete from the store, only what verified, in halves (each half its own transaction)
+    moved = 0
+    half = max(1, (len(verified) + 1) // 2)
+    for i in range(0, len(verified), half):
+        batch = verified[i:i + half]
+        with ctx.store.begin() as conn:
+            n = conn.execute(sa.delete(table).where(table.c[rule.key].in_(batch))).rowcount
+            markers.unmark(conn, name, batch)
+            ledger.append(conn, ctx.run_id, name, "move_to_vault", n, ledger.keys_digest(ctx.ledger_key, batch))
+        moved += n
+        faults.checkpoint("vault.mid_delete")
+    return moved
+
+
+def _as_text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def release(ctx: RunContext, name: str, chunk_size: int = DEFAULT_CHUNK) -> VaultCounts:
+    """Vault rows of `name` no longer under any active hold get the action they were due for."""
+    counts = VaultCounts()
+    vtable = existing_vault_table(ctx, name)
+    if vtable is None:
+        return counts
+    rule = ctx.policy.tables[name]
+    held = held_predicate(ctx.holds, name, vtable, rule.key, rule.subject)
+    with ctx.vault.connect() as vconn:
+        rows = [dict(r) for r in vconn.execute(
+            sa.select(vtable).where(sa.not_(held)).order_by(vtable.c[rule.key])).mappings()]
+    markers.ensure(ctx.store)
+    ledger.ensure(ctx.store)
+    folds = _fold_targets(ctx, name)
+    for i in range(0, len(rows), chunk_size):
+        chunk = rows[i:i + chunk_size]
+        e, r = _release_chunk(ctx, name, vtable, chunk, folds, counts.folded)
+        counts.released_erased += e
+        counts.released_returned += r
+    return counts
+
+
+def _release_chunk(ctx: RunContext, name: str, vtable: sa.Table, rows: list[dict], folds: list,
+                   folded: dict[str, int]) -> tuple[int, int]:
+    rule, table = ctx.policy.tables[name], ctx.tables[name]
+    keys = [r[rule.key] for r in rows]
+    source_cols = list(table.c.keys())
+    with ctx.store.begin() as conn:
+        done = set(conn.execute(sa.select(markers.ANONYMIZED.c.row_key).where(
+            markers.ANONYMIZED.c.table_name.in_([RELEASED + name]),
+            markers.ANONYMIZED.c.row_key.in_([str(k) for k in keys]))).scalars())
+        todo = [r for r in rows if str(r[rule.key]) not in done]
+        erase = [r for r in todo if r["lethe_due_action"] == "erase"]
+        back = [r for r in todo if r["lethe_due_action"] != "erase"]
+        fold_keys = [r for r in todo if not r["lethe_was_anonymized"]]
+        if fold_keys and folds:
+            _fold_released(conn, ctx, [r[rule.key] for r in fold_keys], fold_keys, folds, folded)
+        if back:
+            _return_anonymized(conn, ctx, name, table, source_cols, back)
+        for action, group in (("release_erase", erase), ("release_anonymize", back)):
+            if group:
+                gk = [g[rule.key] for g in group]
+                ledger.append(conn, ctx.run_id, name, action, len(group), ledger.keys_digest(ctx.ledger_key, gk))
+        markers.mark(conn, RELEASED + name, [r[rule.key] for r in todo], ctx.run_id)
+    faults.checkpoint("release.after_return")
+    with ctx.vault.begin() as vconn:
+        vconn.execute(sa.delete(vtable).where(vtable.c[rule.key].in_(keys)))
+    with ctx.store.begin() as conn:
+        markers.unmark(conn, RELEASED + name, keys)
+    return len(erase), len(back)
+
+
+def _fold_released(conn: Connection, ctx: RunContext, keys: list, rows: list[dict], folds: list,
+                   folded: dict[str, int]) -> None:
+    for agg_name, agg, agg_table, agg_ops in folds:
+        data = {}
+        for dim, spec in agg.dimensions.items():
+            values = pd.Series([r[spec["column"]] for r in rows], dtype=object)
+            data[dim] = agg_ops[dim].apply(values) if dim in agg_ops else values
+        n = aggregates.fold(conn, agg_table, pd.DataFrame(data))
+        folded[agg_name] = folded.get(agg_name, 0) + n
+        ledger.append(conn, ctx.run_id, agg_name, "fold", n,
+                      ledger.keys_digest(ctx.ledger_key, keys))
+
+
+def _return_anonymized(conn: Connection, ctx: RunContext, name: str, table: sa.Table, source_cols: list[str],
+                       rows: list[dict]) -> None:
+    """Insert the rows back into the store, anonymized (every operator through its pandas path)."""
+    rule = ctx.policy.tables[name]
+    existing = set(conn.execute(sa.select(table.c[rule.key]).where(
+        table.c[rule.key].in_([r[rule.key] for r in rows]))).scalars())
+    fresh = [{c: r[c] for c in source_cols} for r in rows if r[rule.key] not in existing]
+    if not fresh:
+        return
+    frame = pd.DataFrame(fresh, dtype=object)
+    subjects = frame[rule.subject] if rule.subject else None
+    for col, op in ctx.operators[name].items():
+        if op.name != "keep":
+            frame[col] = op.apply(frame[col], subjects)
+    records = [{c: to_python(v) for c, v in zip(frame.columns, rec, strict=True)}
+               for rec in frame.itertuples(index=False, name=None)]
+    conn.execute(table.insert(), records)
+    markers.mark(conn, name, [r[rule.key] for r in fresh], ctx.run_id)
+
