@@ -171,3 +171,23 @@ def test_values_look_like_a_real_platforms(seeded):
     assert all(o[5].startswith("tok_") for o in orders)
     assert all(o[6] is None or (len(o[6]) == 4 and o[6].isdigit()) for o in orders)
     assert all(o[7] > 0 for o in orders)
+
+
+def test_reference_policy_covers_every_seeded_table_with_its_real_columns():
+    from pipelines.policy import load_policy
+
+    policy = load_policy("policies/cloud3d.yaml")
+    assert set(policy.tables) == set(schema.TABLE_NAMES) - {"legal_holds"}
+    assert policy.subjects.table == "accounts" and policy.legal_holds.table == "legal_holds"
+    for name, rule in policy.tables.items():
+        table = schema.metadata.tables[name]
+        assert [c.name for c in table.primary_key.columns] == [rule.key], name
+        named = set(rule.columns) | {rule.subject} | ({rule.retain.from_column} if rule.retain else set())
+        assert named - {None} <= set(table.c.keys()), name
+        assert rule.key not in rule.columns, name  # keys are never rewritten
+        for column, spec in rule.columns.items():
+            if not table.c[column].nullable:
+                assert spec != "redact", f"{name}.{column} is NOT NULL: redact needs `with`"
+    stats = policy.aggregates["registration_stats"]
+    assert set(stats.dimensions) == {"day", "country", "email_domain", "ip_prefix", "signup_channel"}
+    assert stats.min_group_size == 5
