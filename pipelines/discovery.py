@@ -17,6 +17,9 @@ from pipelines.store import key_text
 from pipelines.timestamps import at_or_before
 
 
+_NEVER = sa.false()
+
+
 @dataclass(frozen=True)
 class TablePredicates:
     """SQL conditions on one table (or on its copy in the vault, which has the same columns)."""
@@ -42,7 +45,8 @@ def deleted_subject_ids(ctx: RunContext) -> sa.Select | None:
         return None
     table = ctx.tables[s.table]
     cutoff = s.erase_after.before(ctx.instant)
-    return sa.select(table.c[s.id]).where(at_or_before(table.c[s.deleted_at], cutoff, ctx.dialect))
+    return sa.select(table.c[s.id]).where(table.c[s.id].is_not(None),
+                                          at_or_before(table.c[s.deleted_at], cutoff, ctx.dialect))
 
 
 def predicates(ctx: RunContext, name: str, table: sa.Table | None = None,
@@ -50,20 +54,26 @@ def predicates(ctx: RunContext, name: str, table: sa.Table | None = None,
     """Predicates for policy table `name`, evaluated on `table` (default: the store's table)."""
     rule = ctx.policy.tables[name]
     table = table if table is not None else ctx.tables[name]
-    by_retention: sa.ColumnElement[bool] = sa.false()
+    by_retention: sa.ColumnElement[bool] = _NEVER
     if rule.retain is not None:
         cutoff = rule.retain.period.before(ctx.instant)
         by_retention = at_or_before(table.c[rule.retain.from_column], cutoff, ctx.dialect)
-    by_subject: sa.ColumnElement[bool] = sa.false()
+    by_subject: sa.ColumnElement[bool] = _NEVER
     deleted = deleted_subject_ids(ctx)
     if rule.subject is not None and deleted is not None and rule.when_subject_deleted != "keep":
-        by_subject = table.c[rule.subject].in_(deleted.scalar_subquery())
+        subject = table.c[rule.subject]
+        by_subject = sa.and_(subject.is_not(None), subject.in_(deleted.scalar_subquery()))
     reasons = [(by_retention, rule.when_expired), (by_subject, rule.when_subject_deleted)]
-    erase = sa.or_(sa.false(), *(p for p, action in reasons if action == "erase"))
-    anonymize = sa.or_(sa.false(), *(p for p, action in reasons if action == "anonymize"))
-    anonymize = sa.and_(anonymize, sa.not_(erase))
-    if with_markers:
-        anonymize = sa.and_(anonymize, sa.not_(markers.is_marked(name, key_text(table.c[rule.key]))))
+    erase_reasons = [p for p, action in reasons if action == "erase" and p is not _NEVER]
+    anonymize_reasons = [p for p, action in reasons if action == "anonymize" and p is not _NEVER]
+    erase = sa.or_(*erase_reasons) if erase_reasons else _NEVER
+    anonymize = _NEVER
+    if anonymize_reasons:
+        anonymize = sa.or_(*anonymize_reasons)
+        if erase_reasons:
+            anonymize = sa.and_(anonymize, sa.not_(erase))
+        if with_markers:
+            anonymize = sa.and_(anonymize, sa.not_(markers.is_marked(name, key_text(table.c[rule.key]))))
     held = held_predicate(ctx.holds, name, table, rule.key, rule.subject)
     return TablePredicates(by_retention, by_subject, erase, anonymize, held)
 

@@ -82,10 +82,10 @@ def held_predicate(holds: list[Hold], table_name: str, table: sa.Table, key: str
         return sa.true()
     clauses = []
     if by_subject:
-        clauses.append(subj_col.in_(by_subject))
+        clauses.append(sa.and_(table.c[subject].is_not(None), subj_col.in_(by_subject)))
     if by_key:
         clauses.append(key_col.in_(by_key))
-    clauses.extend(sa.and_(subj_col == s, key_col == k) for s, k in both)
+    clauses.extend(sa.and_(table.c[subject].is_not(None), subj_col == s, key_col == k) for s, k in both)
     return sa.or_(*clauses)
 
 

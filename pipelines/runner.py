@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import lock, report, steps
+from pipelines import ledger, lock, markers, report, steps
 from pipelines.context import RunContext, build
 from pipelines.errors import LetheError, RunFailedError
 
@@ -121,6 +121,8 @@ def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir
     try:
         if not dry_run:
             lock.acquire(ctx.store, ctx.run_id, pid=os.getpid())
+            markers.ensure(ctx.store)
+            ledger.ensure(ctx.store)
         try:
             planned, moved, released, applied = execute(ctx)
             expectations = [] if dry_run else verify(ctx)

@@ -10,6 +10,11 @@ from pipelines.store import column_kind
 
 
 def at_or_before(column: sa.Column, cutoff: dt.datetime, dialect: str) -> sa.ColumnElement[bool]:
+    """NULL-safe `column <= cutoff`: FALSE, never NULL, for a NULL column (so NOT(...) stays sound)."""
+    return sa.and_(column.is_not(None), _compare(column, cutoff, dialect))
+
+
+def _compare(column: sa.Column, cutoff: dt.datetime, dialect: str) -> sa.ColumnElement[bool]:
     """`column <= cutoff` (cutoff is an aware UTC instant); NULL and unparseable values are never due.
 
     SQLite stores timestamps as text in several shapes ('2026-01-01 00:00:00', ISO with 'T', with a zone
