@@ -83,7 +83,8 @@ def _describe_error(operator: str, model: type[Params], err: dict[str, Any]) -> 
     if err.get("type") == "missing":
         return f"{operator}: parameter '{loc}' is required; valid parameters: {valid}"
     # pydantic's `msg` describes the constraint, never the offending value.
-    return f"{operator}: parameter '{loc}': {err.get('msg', 'invalid')}; valid parameters: {valid}"
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{operator}: parameter '{loc}': {msg}; valid parameters: {valid}"
 
 
 class Operator:

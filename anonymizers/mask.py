@@ -15,6 +15,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from anonymizers.base import Operator, Params, as_text, dialect_name, map_values
 
 
+def _text(expr: ColumnElement) -> ColumnElement:
+    return sa.type_coerce(expr, sa.Text)  # so `concat` renders ||, not numeric +
+
+
 class MaskParams(Params):
     keep_first: int = Field(default=0, ge=0)
     keep_last: int = Field(default=0, ge=0)
@@ -56,8 +60,8 @@ class Mask(Operator):
         else:
             return None
         n = sa.func.length(column)
-        middle = (sa.func.substr(column, 1, first) + repeat(n - (first + last))
-                  + sa.func.substr(column, n - last + 1))
+        middle = (_text(sa.func.substr(column, 1, first)).concat(_text(repeat(n - (first + last))))
+                  .concat(_text(sa.func.substr(column, n - last + 1))))
         expr = sa.case((n <= first + last, repeat(n)), else_=middle)
         return sa.type_coerce(expr, sa.String)
 
