@@ -42,11 +42,14 @@ def _value(url: str, table: str, column: str, key: int) -> object:
         engine.dispose()
 
 
-def _scalar(url: str, sql: str, **params) -> object:
+def _scalar(url: str, sql: str, **params: dt.datetime | int) -> object:
+    # Typed binds: SQLite then compares against the exact text SQLAlchemy stores for a DateTime.
+    binds = [sa.bindparam(k, v, type_=sa.DateTime if isinstance(v, dt.datetime) else sa.Integer)
+             for k, v in params.items()]
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return conn.execute(sa.text(sql), params).scalar_one()
+            return conn.execute(sa.text(sql).bindparams(*binds)).scalar_one()
     finally:
         engine.dispose()
 
