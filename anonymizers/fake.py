@@ -18,7 +18,7 @@ from pydantic import field_validator
 
 from anonymizers.base import Operator, OperatorError, Params, as_text, map_values
 
-POOL_SIZE = 16_384
+POOL_SIZE = 10_000
 COMMON_PROVIDERS = ("name", "first_name", "last_name", "email", "phone_number", "street_address", "city",
                     "postcode", "company", "user_name")
 # Generator methods that are not value providers.
@@ -90,11 +90,15 @@ class Fake(Operator):
 
     def _setup(self) -> None:
         self._key = self.ctx.subkey(self.name, f"fake/{self.params.provider}/{self.params.locale}")
-        seed = int.from_bytes(hmac.digest(self._key, b"pool", "sha256")[:8], "big")
-        self._pool = _pool(self.params.provider, self.params.locale, seed)
+        self._seed = int.from_bytes(hmac.digest(self._key, b"pool", "sha256")[:8], "big")
+
+    @property
+    def pool(self) -> tuple[str, ...]:
+        """The fake values, built on first use (about a second) and shared by operators with the same key."""
+        return _pool(self.params.provider, self.params.locale, self._seed)
 
     def _fakes(self, values: list[str]) -> list[str]:
-        pool, key, digest = self._pool, self._key, hmac.digest
+        pool, key, digest = self.pool, self._key, hmac.digest
         out = []
         for v in values:
             i = int.from_bytes(digest(key, v.encode("utf-8", "surrogatepass"), "sha256")[:8], "big") % POOL_SIZE
