@@ -1,0 +1,19 @@
+r"""Patterns of identifiers that must never survive anonymization: email addresses, phone numbers, full IPs.
+
+Each pattern is written in the regex subset that Python's `re` (SQLite's REGEXP, see
+expectations.validate) and PostgreSQL's ARE (`~`) read the same way: no `\b`, `\d` or look-arounds.
+Phone numbers and IPv6 addresses are matched as whole values, because digit runs and colon-separated
+hex occur by chance inside tokens and timestamps; email and IPv4 are matched anywhere in the value.
+"""
+
+from __future__ import annotations
+
+EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+# Seven or more digits, at most two separators between digits, an optional extension: "+1-257-517-4551x679",
+# "(536)481-2870", "001-307-383-3753".
+PHONE = r"^[+(]?[0-9](?:[ ()./-]{0,2}[0-9]){6,}(?:[ ]?(?:x|ext\.?)[ ]?[0-9]{1,6})?$"
+IPV4 = r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}"
+IPV6 = r"^[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}$"
+FULL_IP = rf"{IPV4}|{IPV6}"
+
+IDENTIFIER_PATTERNS: dict[str, str] = {"no_email": EMAIL, "no_phone": PHONE, "no_ip": FULL_IP}
