@@ -70,9 +70,9 @@ def _env() -> jinja2.Environment:
 
 
 def _num(value: object) -> str:
-    """Thousands separated with a thin space (unambiguous in every locale)."""
+    """Thousands separated by commas, as the page is in English."""
     try:
-        return f"{int(value):,}".replace(",", "\u202f")
+        return f"{int(value):,}"
     except (TypeError, ValueError):
         return "—"
 
