@@ -5,6 +5,7 @@ A whole-column ``apply`` and, where the database can compute the same result, an
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping
@@ -204,11 +205,37 @@ def integral_series(series: pd.Series) -> pd.Series | None:
     return None
 
 
-def hmac_int63(key: bytes, values: list[str]) -> list[int]:
-    """A keyed 63-bit non-negative integer per value (first 8 bytes of HMAC-SHA256, top bit cleared)."""
-    digest = hmac.digest
-    return [int.from_bytes(digest(key, v.encode("utf-8", "surrogatepass"), "sha256")[:8], "big") & MAX_INT63
-            for v in values]
+class Hmac:
+    """HMAC-SHA256 of many short values, about twice as fast as ``hmac.digest`` per call.
+
+    HMAC is H(K^opad || H(K^ipad || m)); both padded-key states are hashed once and copied per value.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        block = key if len(key) <= 64 else hashlib.sha256(key).digest()
+        block = block.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def digests(self, values: list[str]) -> bytes:
+        """The 32-byte digests of the UTF-8 values, concatenated."""
+        inner, outer = self._inner.copy, self._outer.copy
+        parts = []
+        append = parts.append
+        for v in values:
+            i = inner()
+            i.update(v.encode("utf-8", "surrogatepass"))
+            o = outer()
+            o.update(i.digest())
+            append(o.digest())
+        return b"".join(parts)
+
+    def int63(self, values: list[str]) -> np.ndarray:
+        """A keyed 63-bit non-negative integer per value (first 8 bytes of the HMAC, top bit cleared)."""
+        if not values:
+            return np.zeros(0, dtype=np.int64)
+        raw = np.frombuffer(self.digests(values), dtype=">u8")[::4]
+        return (raw & np.uint64(MAX_INT63)).astype(np.int64)
 
 
 def pg_hmac_int63(message_text: ColumnElement, key: bytes) -> ColumnElement:

@@ -15,14 +15,13 @@ from pydantic import Field
 from sqlalchemy.sql.elements import ColumnElement
 
 from anonymizers.base import (
+    Hmac,
     Operator,
     OperatorError,
     Params,
     as_text,
     dialect_name,
-    hmac_int63,
     integral_series,
-    map_values,
     pg_hmac_int63,
 )
 
@@ -41,34 +40,29 @@ class ShiftDate(Operator):
 
     def _setup(self) -> None:
         self._key = self.ctx.subkey(self.name, "shift_date")
+        self._hmac = Hmac(self._key)
 
-    def offset_days(self, subjects: pd.Series) -> pd.Series:
-        """The shift of each row's subject in days (never 0), NULL where there is no subject."""
+    def offset_days(self, subjects: pd.Series) -> np.ndarray:
+        """The shift of each row's subject in whole days (never 0); NaN where there is no subject."""
         m = self.params.max_days
-
-        def offsets(values: list) -> list[int]:
-            # r in [0, 2m) maps to [-m, -1] and [1, m]
-            return [r - m if r < m else r - m + 1
-                    for r in (h % (2 * m) for h in hmac_int63(self._key, [str(v) for v in values]))]
-
         ints = integral_series(subjects)
         keys = ints if ints is not None else as_text(subjects)
-        return map_values(keys, offsets, dtype="Int64")
+        codes, uniques = pd.factorize(keys, use_na_sentinel=True)
+        r = self._hmac.int63([str(v) for v in uniques.tolist()]) % (2 * m)
+        per_subject = np.where(r < m, r - m, r - m + 1).astype("float64")  # [0, 2m) -> [-m, -1] u [1, m]
+        return np.where(codes >= 0, per_subject[np.maximum(codes, 0)] if len(per_subject) else 0, np.nan)
 
     def apply(self, series: pd.Series, subjects: pd.Series | None = None) -> pd.Series:
         if subjects is None or len(subjects) != len(series):
             raise OperatorError(f"{self.name}: needs the subject column, one subject per value")
-        days = self.offset_days(subjects.reset_index(drop=True))
+        days = self.offset_days(subjects)
         if pd.api.types.is_datetime64_any_dtype(series.dtype):
-            delta = pd.to_timedelta(days.to_numpy(dtype="float64", na_value=np.nan), unit="D")
-            shifted = series.reset_index(drop=True) + pd.Series(delta)
-            shifted.index = series.index
-            return shifted.rename(series.name)
+            return series + pd.to_timedelta(days, unit="D")
         present = series.dropna()
         if all(isinstance(v, dt.date) and not isinstance(v, dt.datetime) for v in present):
             values = series.to_numpy(dtype=object)
-            out = [None if v is None or pd.isna(v) or pd.isna(d) else v + dt.timedelta(days=int(d))
-                   for v, d in zip(values, days.to_numpy(dtype=object), strict=True)]
+            out = [None if v is None or pd.isna(v) or np.isnan(d) else v + dt.timedelta(days=int(d))
+                   for v, d in zip(values, days, strict=True)]
             return pd.Series(out, index=series.index, name=series.name, dtype=object)
         if all(isinstance(v, dt.datetime) for v in present):
             return self.apply(pd.to_datetime(series), subjects)
