@@ -1,11 +1,15 @@
 """`email_domain`: keeps the part after the last `@`, for aggregates by mail provider.
 
+The result is always a domain (dot-separated labels of letters, digits, `-` or non-ASCII) or NULL, and a
+value that already is a domain is kept, so applying the operator twice changes nothing.
+
 Only ASCII letters are lowercased: DNS is case-insensitive in ASCII only, and this keeps Python, SQLite
 (whose lower() is ASCII-only) and PostgreSQL (whose lower() depends on the locale) in exact agreement.
 """
 
 from __future__ import annotations
 
+import re
 import string
 
 import pandas as pd
@@ -15,13 +19,19 @@ from sqlalchemy.sql.elements import ColumnElement
 from anonymizers.base import Operator, as_text, dialect_name, map_values
 
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_LABEL = "[A-Za-z0-9\u0080-\U0010ffff-]+"
+DOMAIN_REGEX = rf"^{_LABEL}(?:\.{_LABEL})+$"
+_DOMAIN = re.compile(DOMAIN_REGEX)
+_PG_DOMAIN_REGEX = "^[-A-Za-z0-9\u0080-\U0010ffff]+([.][-A-Za-z0-9\u0080-\U0010ffff]+)+$"
+# The same language in SQLite's GLOB: only label characters and dots, a dot, no empty label.
+_GLOB_BAD_CHAR = "*[^-A-Za-z0-9.\u0080-\U0010ffff]*"
 
 
 def _domains(values: list[str]) -> list[str | None]:
     out: list[str | None] = []
     for v in values:
-        _, at, domain = v.rpartition("@")
-        out.append(domain.translate(_ASCII_LOWER) if at else None)
+        domain = v.rpartition("@")[2]
+        out.append(domain.translate(_ASCII_LOWER) if _DOMAIN.fullmatch(domain) else None)
     return out
 
 
@@ -36,16 +46,19 @@ class EmailDomain(Operator):
     def sql(self, column: ColumnElement, dialect, subject=None) -> ColumnElement | None:
         name = dialect_name(dialect)
         if name == "postgresql":
-            domain = sa.func.substring(column, sa.literal_column("'@([^@]*)$'"))
+            domain = sa.func.coalesce(sa.func.substring(column, sa.literal_column("'@([^@]*)$'")), column)
             lowered = sa.func.translate(domain, string.ascii_uppercase, string.ascii_lowercase)
-            return sa.type_coerce(lowered, sa.String)
+            ok = domain.op("~")(sa.literal(_PG_DOMAIN_REGEX, sa.Text))
+            return sa.type_coerce(sa.case((ok, lowered), else_=sa.null()), sa.String)
         if name == "sqlite":
             # rtrim(x, x-without-@) strips everything after the last '@': what remains is the local part.
             head = sa.func.rtrim(column, sa.func.replace(column, "@", ""))
             domain = sa.func.substr(column, sa.func.length(head) + 1)
-            return sa.type_coerce(
-                sa.case((sa.func.instr(column, "@") > 0, sa.func.lower(domain)), else_=sa.null()), sa.String)
+            ok = sa.and_(domain.op("NOT GLOB")(_GLOB_BAD_CHAR), domain.op("GLOB")("*.*"),
+                         domain.op("NOT GLOB")(".*"), domain.op("NOT GLOB")("*."),
+                         domain.op("NOT GLOB")("*..*"))
+            return sa.type_coerce(sa.case((ok, sa.func.lower(domain)), else_=sa.null()), sa.String)
         return None
 
     def form_regex(self, kind: str = "text") -> str:
-        return "^[^@A-Z]*$"
+        return DOMAIN_REGEX.replace("A-Za-z", "a-z")

@@ -10,7 +10,11 @@ CASES = [
     ("Bob@Mail.Example.ORG", "mail.example.org"),      # lowercased
     ('"a@b"@last.example', "last.example"),            # quoted local part: after the last @
     ("no-at-sign", None),                              # not an address: NULL
-    ("trailing@", ""),                                 # empty domain stays empty
+    ("trailing@", None),                               # empty domain: NULL
+    ("a@localhost", None),                             # no dot: not a domain
+    ("a@b..c", None),                                  # empty label
+    ("a@ex ample.com", None),                          # whitespace
+    ("example.com", "example.com"),                    # already a domain: kept (idempotence)
     ("x@BÜCHER.DE", "bÜcher.de"),                      # only ASCII is lowercased (same in every engine)
     ("", None),                                        # empty string has no @
     (None, None),                                      # NULL stays NULL
@@ -23,7 +27,8 @@ def test_email_domain_keeps_the_part_after_the_last_at(op, value, expected):
 
 
 def test_email_domain_sql_equals_python_on_a_real_database(engine, op):
-    sql, python = sql_and_python(engine, op("email_domain"), [v for v, _ in CASES] + ["ü@日本.JP"], sa.Text)
+    values = [v for v, _ in CASES] + ["ü@日本.JP", ".a.b", "a.b.", "x@-.-"]
+    sql, python = sql_and_python(engine, op("email_domain"), values, sa.Text)
     assert sql == python
 
 
