@@ -205,8 +205,17 @@ def integral_series(series: pd.Series) -> pd.Series | None:
     return None
 
 
+try:  # CPython's built-in SHA-256: its state copies are a memcpy, OpenSSL's cost ~0.35 us each
+    from _sha2 import sha256 as _copyable_sha256  # Python >= 3.12
+except ImportError:  # pragma: no cover - depends on the interpreter
+    try:
+        from _sha256 import sha256 as _copyable_sha256  # Python 3.11
+    except ImportError:
+        _copyable_sha256 = hashlib.sha256
+
+
 class Hmac:
-    """HMAC-SHA256 of many short values, about twice as fast as ``hmac.digest`` per call.
+    """HMAC-SHA256 of many short values, 2-4x as fast as ``hmac.digest`` per call.
 
     HMAC is H(K^opad || H(K^ipad || m)); both padded-key states are hashed once and copied per value.
     """
@@ -214,8 +223,8 @@ class Hmac:
     def __init__(self, key: bytes) -> None:
         block = key if len(key) <= 64 else hashlib.sha256(key).digest()
         block = block.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        self._inner = _copyable_sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = _copyable_sha256(bytes(b ^ 0x5C for b in block))
 
     def digests(self, values: list[str]) -> bytes:
         """The 32-byte digests of the UTF-8 values, concatenated."""

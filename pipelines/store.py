@@ -1,4 +1,8 @@
-"""Connections to the store and the vault, reflection, and the few dialect differences Lethe needs."""
+"""Connections to the store and the vault, reflection, and the few dialect differences Lethe needs.
+
+Engines hide bound parameters from error messages: a failed statement must never echo a personal
+value or the pseudonymisation key into a log or an exception.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ def connect(url: str, *, writer: bool = True) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 60})
+        engine = sa.create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:
@@ -59,7 +63,7 @@ def connect(url: str, *, writer: bool = True) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return sa.create_engine(parsed, pool_pre_ping=True)
+    return sa.create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
 
 
 def reflect(engine: Engine, names: list[str]) -> dict[str, sa.Table]:

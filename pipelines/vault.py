@@ -109,7 +109,7 @@ def move_held(ctx: RunContext, name: str, chunk_size: int = DEFAULT_CHUNK) -> in
     key = table.c[rule.key]
     cond = sa.and_(p.due, p.held)
     with ctx.store.connect() as conn:
-        if not conn.execute(sa.select(sa.exists().where(cond))).scalar():
+        if not conn.execute(sa.select(sa.exists().where(cond).select_from(table))).scalar():
             return 0
     markers.ensure(ctx.store)
     ledger.ensure(ctx.store)

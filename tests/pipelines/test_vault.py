@@ -1,0 +1,171 @@
+"""Legal holds and the vault, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from pipelines.runner import run
+from pipelines.seed import seed
+from pipelines.vault import checksum
+from tests.support.stores import REFERENCE_POLICY, frame, lethe, snapshot
+
+AS_OF = dt.date(2026, 11, 22)
+
+
+@pytest.fixture
+def seeded(store_and_vault, pseudonym_key):
+    store, vault = store_and_vault
+    seed(store, rows=4_000, seed=5, as_of=AS_OF)
+    return store, vault
+
+
+def _exec(url: str, sql: str, **params) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql), params)
+    engine.dispose()
+
+
+def _hold(store: str, hold_id: int) -> dict:
+    holds = frame(store, "legal_holds").set_index("hold_id")
+    return holds.loc[hold_id].to_dict()
+
+
+def test_due_rows_under_hold_move_byte_identical_and_not_due_held_rows_stay(seeded, tmp_path):
+    store, vault = seeded
+    held_subject = int(_hold(store, 1)["subject_id"])  # subject-only hold on a deleted account
+    logs_hold = _hold(store, 3)                          # subject + access_logs, on a live account
+    before_logs = frame(store, "access_logs")
+    before_account = frame(store, "accounts").set_index("user_id").loc[held_subject]
+
+    result = run(REFERENCE_POLICY, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
+
+    assert result.status == "succeeded"
+    vault_accounts = frame(vault, "accounts").set_index("user_id")
+    assert held_subject in vault_accounts.index
+    copy = vault_accounts.loc[held_subject]
+    for col in before_account.index:
+        assert str(copy[col]) == str(before_account[col]), col  # untouched: not anonymized
+    assert copy["lethe_due_action"] == "anonymize" and copy["lethe_hold_ids"] == "1"
+    columns = list(before_logs.columns)
+    for row in frame(vault, "access_logs").to_dict("records"):
+        clean = {c: (None if pd.isna(row[c]) else row[c]) for c in columns}
+        clean["ts"] = pd.Timestamp(clean["ts"]).to_pydatetime()
+        assert checksum(clean, columns) == row["lethe_checksum"]
+    # the held live subject's recent logs are not due: they stay in the store
+    subject_logs = before_logs[before_logs.user_id == logs_hold["subject_id"]]
+    after_logs = frame(store, "access_logs")
+    recent = subject_logs[pd.to_datetime(subject_logs.ts) > pd.Timestamp(AS_OF) - pd.Timedelta(days=90)]
+    assert set(recent.id) <= set(after_logs.id)
+    assert result.report["vault"]["moved"] == sum(t["moved_to_vault"] for t in result.report["tables"].values())
+    assert result.report["tables"]["access_logs"]["moved_to_vault"] >= 5
+
+
+def test_when_hold_is_released_then_erased_rows_leave_the_vault_and_anonymized_rows_return(seeded, tmp_path):
+    store, vault = seeded
+    subject = int(_hold(store, 1)["subject_id"])
+    run(REFERENCE_POLICY, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
+    original_email = frame(vault, "accounts").set_index("user_id").loc[subject, "email"]
+    in_vault_logs = (frame(vault, "access_logs").user_id == subject).sum()
+
+    _exec(store, "UPDATE legal_holds SET released_at = :t WHERE hold_id = 1",
+          t=dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=1))
+    result = run(REFERENCE_POLICY, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
+
+    assert result.status == "succeeded", result.report["expectations"]
+    assert subject not in set(frame(vault, "accounts").user_id)
+    assert (frame(vault, "access_logs").user_id == subject).sum() == 0
+    returned = frame(store, "accounts").set_index("user_id").loc[subject]
+    assert returned["email"] != original_email and returned["email"].startswith("lt1.k2026.")
+    assert result.report["tables"]["accounts"]["released_returned"] == 1
+    assert result.report["tables"]["access_logs"]["released_erased"] == in_vault_logs
+    assert result.report["vault"]["released"] >= 1 + in_vault_logs
+    assert result.report["aggregates"]["registration_stats"]["folded"] == 1  # folded only now, after release
+    again = run(REFERENCE_POLICY, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
+    assert again.report["vault"]["released"] == 0
+    assert again.report["aggregates"]["registration_stats"]["folded"] == 0
+
+
+def test_a_backfill_of_an_earlier_date_honours_a_hold_placed_today(seeded, tmp_path):
+    store, vault = seeded
+    logs = frame(store, "access_logs")
+    old = logs[pd.to_datetime(logs.ts) < pd.Timestamp(AS_OF) - pd.Timedelta(days=150)].iloc[0]
+    _exec(store, "INSERT INTO legal_holds (hold_id, subject_id, table_name, record_key, case_ref, placed_at) "
+          "VALUES (77, NULL, 'access_logs', :k, 'CASE-TODAY', :t)", k=str(old.id),
+          t=dt.datetime.now(dt.UTC).replace(tzinfo=None))
+
+    run(REFERENCE_POLICY, AS_OF - dt.timedelta(days=30), report_dir=tmp_path / "r", store=store, vault=vault)
+
+    assert old.id not in set(frame(store, "access_logs").id)
+    moved = frame(vault, "access_logs").set_index("id")
+    assert moved.loc[old.id, "lethe_hold_ids"] == "77"
+
+
+def test_a_hold_with_no_scope_stops_the_run_naming_it(seeded, tmp_path):
+    store, vault = seeded
+    _exec(store, "INSERT INTO legal_holds (hold_id, case_ref, placed_at) VALUES (99, 'CASE-X', :t)",
+          t=dt.datetime(2026, 1, 1))
+    before = snapshot(store)
+    proc = lethe("run", "--policy", str(REFERENCE_POLICY), "--as-of", AS_OF.isoformat(), "--store", store,
+                 "--vault", vault, "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert "legal hold(s) 99 have no scope" in proc.stderr
+    assert snapshot(store) == before
+
+
+def test_holds_command_lists_active_holds_with_counts_only(seeded, tmp_path):
+    store, vault = seeded
+    run(REFERENCE_POLICY, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
+    proc = lethe("holds", "--policy", str(REFERENCE_POLICY), "--store", store, "--vault", vault)
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split("\t")[0]: line for line in proc.stdout.splitlines()}
+    assert set(lines) == {"1", "2", "3", "5"}  # hold 4 is released
+    assert "vault=0" not in lines["1"]  # the deleted subject's rows are in the vault
+    assert "@" not in proc.stdout
+
+
+def test_release_killed_after_returning_rows_completes_without_duplicates(seeded, tmp_path):
+    store, vault = seeded
+    run(REFERENCE_POLICY, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
+    _exec(store, "UPDATE legal_holds SET released_at = :t WHERE hold_id IN (1, 2, 3)",
+          t=dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=1))
+    args = ("run", "--policy", str(REFERENCE_POLICY), "--as-of", AS_OF.isoformat(), "--store", store,
+            "--vault", vault, "--report-dir", str(tmp_path / "r"))
+    killed = lethe(*args, env={"LETHE_FAULT": "release.after_return"})
+    assert killed.returncode in (-9, 137)
+    resumed = lethe(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    accounts = frame(store, "accounts")
+    assert accounts.user_id.is_unique
+    assert all(frame(vault, t).empty for t in ("accounts", "access_logs"))
+    stats = frame(store, "registration_stats")
+    folded = frame(store, "lethe_ledger").query("action == 'fold'").row_count.sum()
+    assert stats.row_count.sum() == folded
+
+
+def test_store_credentials_cannot_read_the_vault_on_postgresql(pg):
+    store_db, vault_db = pg.create_database("seg_store"), pg.create_database("seg_vault")
+    pg.admin("CREATE ROLE lethe_store LOGIN PASSWORD 'store-pw'")
+    pg.admin("CREATE ROLE lethe_vault LOGIN PASSWORD 'vault-pw'")
+    pg.admin(f'REVOKE CONNECT ON DATABASE "{vault_db}" FROM PUBLIC')
+    pg.admin(f'GRANT CONNECT, CREATE ON DATABASE "{vault_db}" TO lethe_vault')
+    pg.admin(f'GRANT CONNECT, CREATE ON DATABASE "{store_db}" TO lethe_store')
+    pg.admin("GRANT CREATE ON SCHEMA public TO lethe_vault", database=vault_db)
+    vault_engine = sa.create_engine(pg.url(vault_db, "lethe_vault", "vault-pw"))
+    with vault_engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE accounts (user_id int primary key, email text)"))
+    vault_engine.dispose()
+
+    intruder = sa.create_engine(pg.url(vault_db, "lethe_store", "store-pw"))
+    with pytest.raises(sa.exc.OperationalError, match="permission denied for database"):
+        with intruder.connect() as conn:
+            conn.execute(sa.text("SELECT * FROM accounts"))
+    intruder.dispose()
+    allowed = sa.create_engine(pg.url(store_db, "lethe_store", "store-pw"))
+    with allowed.connect() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+    allowed.dispose()
