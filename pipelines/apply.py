@@ -9,6 +9,7 @@ discovery finds exactly what is left.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from pipelines.discovery import predicates
 from pipelines.frames import read_rows, write_back
 from pipelines.store import connect
 
-DEFAULT_CHUNK = 5_000
+DEFAULT_CHUNK = int(os.environ.get("LETHE_CHUNK_SIZE", "5000"))  # rows per transaction
 
 
 @dataclass
@@ -179,6 +180,7 @@ def apply_table(ctx: RunContext, name: str, *, key_range: tuple[object, object] 
             for n, part in enumerate(result.partitions(chunk_size), start=1):
                 total.add(process_chunk(ctx, name, [tuple(r) for r in part], ops, folds))
                 faults.checkpoint("apply.chunk")
+                faults.checkpoint(f"apply.chunk.{name}")
                 if n % 20 == 0:
                     lock.heartbeat(ctx.store, ctx.run_id)
     finally:

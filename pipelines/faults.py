@@ -1,5 +1,5 @@
 """Fault injection for crash-safety tests: `LETHE_FAULT=<point>[:<n>]` kills the process at the n-th
-time it reaches that point (default the first). Points: apply.chunk, vault.after_copy,
+time it reaches that point (default the first). Points: apply.chunk, apply.chunk.<table>, vault.after_copy,
 vault.after_verify, vault.mid_delete, release.after_return. Unset in production: a no-op.
 """
 

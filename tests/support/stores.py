@@ -15,6 +15,16 @@ from dateutil.relativedelta import relativedelta
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = Path(__file__).parent / "policies"
 REFERENCE_POLICY = POLICIES / "reference.yaml"
+CLOUD3D = ROOT / "policies" / "cloud3d.yaml"
+
+
+def cloud3d_policy(directory: Path) -> Path:
+    """The shipped reference policy, with the key from LETHE_PSEUDONYM_KEY and no default store/vault."""
+    lines = [line for line in CLOUD3D.read_text().splitlines() if not line.startswith(("store:", "vault:"))]
+    text = "\n".join(lines).replace('"file:demo/pseudonym.key"', "env:LETHE_PSEUDONYM_KEY")
+    path = directory / "cloud3d.yaml"
+    path.write_text(text + "\n")
+    return path
 
 
 def snapshot(url: str, tables: list[str] | None = None) -> dict[str, list[tuple]]:

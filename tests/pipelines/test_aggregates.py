@@ -1,0 +1,90 @@
+"""Registration aggregates: every processed subject counted exactly once, and nothing personal kept."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pandas as pd
+import pytest
+
+from anonymizers import TOKEN_REGEX
+from pipelines.runner import run
+from pipelines.seed import seed
+from tests.support.stores import cloud3d_policy, cutoff, frame, lethe
+
+AS_OF = dt.date(2026, 11, 22)
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+FULL_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+
+def expected_subjects(store: str, as_of: dt.date) -> int:
+    """Deleted accounts past the 30-day grace period and not under an active hold (the oracle)."""
+    accounts = frame(store, "accounts")
+    due = accounts[pd.to_datetime(accounts.deleted_at) <= cutoff(as_of, "30d")]
+    holds = frame(store, "legal_holds")
+    now = pd.Timestamp.now()
+    active = holds[holds.released_at.isna() | (pd.to_datetime(holds.released_at) > now)]
+    held = set(active.loc[active.table_name.isna() | (active.table_name == "accounts"), "subject_id"].dropna())
+    return int((~due.user_id.isin(held)).sum())
+
+
+@pytest.fixture
+def seeded(store_and_vault, pseudonym_key, tmp_path):
+    store, vault = store_and_vault
+    seed(store, rows=8_000, seed=21, as_of=AS_OF)
+    return store, vault, cloud3d_policy(tmp_path)
+
+
+def _total(store: str) -> int:
+    return int(frame(store, "registration_stats").row_count.sum())
+
+
+def test_each_processed_subject_is_counted_exactly_once_across_backfill_and_reruns(seeded, tmp_path):
+    store, vault, policy = seeded
+    expected = expected_subjects(store, AS_OF)
+    for day in (AS_OF - dt.timedelta(days=20), AS_OF - dt.timedelta(days=10), AS_OF, AS_OF,
+                AS_OF - dt.timedelta(days=5)):
+        run(policy, day, report_dir=tmp_path / "r", store=store, vault=vault)
+    assert _total(store) == expected
+    folds = frame(store, "lethe_ledger").query("action == 'fold'").row_count.sum()
+    assert folds == expected
+
+
+def test_a_killed_run_neither_loses_nor_double_counts_a_fold(seeded, tmp_path):
+    store, vault, policy = seeded
+    expected = expected_subjects(store, AS_OF)
+    args = ("run", "--policy", str(policy), "--as-of", AS_OF.isoformat(), "--store", store, "--vault", vault,
+            "--report-dir", str(tmp_path / "r"))
+    killed = lethe(*args, env={"LETHE_FAULT": "apply.chunk.accounts:2", "LETHE_CHUNK_SIZE": "7"})
+    assert killed.returncode in (-9, 137), killed.stderr[-400:]
+    partial = _total(store)
+    assert 0 < partial < expected
+    assert lethe(*args).returncode in (0, 1)
+    assert _total(store) == expected
+
+
+def test_aggregate_holds_no_email_full_ip_or_pseudonym_and_coarsening_keeps_groups_large(seeded, tmp_path):
+    store, vault, policy = seeded
+    result = run(policy, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
+    stats = frame(store, "registration_stats")
+    assert set(stats.columns) == {"day", "country", "email_domain", "ip_prefix", "signup_channel", "row_count"}
+    for value in map(str, stats.drop(columns=["row_count"]).to_numpy().ravel()):
+        assert not EMAIL.search(value)
+        assert not FULL_IPV4.match(value)
+        assert not re.match(TOKEN_REGEX, value)
+    assert (stats.row_count >= 5).all() or len(stats) == 1
+    assert result.status == "succeeded", [e for e in result.report["expectations"] if not e["success"]]
+
+
+def test_small_groups_fail_verification_without_coarsening(seeded, tmp_path):
+    store, vault, policy = seeded
+    text = policy.read_text()
+    no_coarsen = tmp_path / "no_coarsen.yaml"
+    no_coarsen.write_text("\n".join(line for line in text.splitlines() if not line.strip().startswith("coarsen:")))
+    result = run(no_coarsen, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
+    small = [e for e in result.report["expectations"] if "min_group_size" in e["name"]]
+    assert small and not small[0]["success"]
+    stats = frame(store, "registration_stats")
+    assert small[0]["unexpected_count"] == int((stats.row_count < 5).sum())
+    assert result.status == "failed" and result.exit_code == 1
