@@ -91,15 +91,6 @@ def _fold_targets(ctx: RunContext, name: str) -> list[tuple[str, Any, sa.Table, 
     return out
 
 
-def _already_anonymized(conn: Connection, name: str, keys: Sequence[object]) -> set[str]:
-    if not keys:
-        return set()
-    rows = conn.execute(sa.select(markers.ANONYMIZED.c.row_key).where(
-        markers.ANONYMIZED.c.table_name == name,
-        markers.ANONYMIZED.c.row_key.in_([str(k) for k in keys]))).scalars()
-    return set(rows)
-
-
 def process_chunk(ctx: RunContext, name: str, chunk: Sequence[tuple[object, str]], ops: tuple[dict, dict],
                   folds: list) -> TableCounts:
     """One transaction: fold, erase, anonymize, mark, ledger."""
@@ -109,8 +100,8 @@ def process_chunk(ctx: RunContext, name: str, chunk: Sequence[tuple[object, str]
     counts = TableCounts()
     with ctx.store.begin() as conn:
         if folds:
-            marked = _already_anonymized(conn, name, erase)
-            to_fold = anonymize + [k for k in erase if str(k) not in marked]
+            marked = markers.marked_keys(conn, name, table, rule.key, erase)
+            to_fold = anonymize + [k for k in erase if k not in marked]
             for agg_name, agg, agg_table, agg_ops in folds:
                 frame = aggregates.dimension_frame(conn, table, rule.key, to_fold, agg, agg_ops)
                 n = aggregates.fold(conn, agg_table, frame)
@@ -119,13 +110,13 @@ def process_chunk(ctx: RunContext, name: str, chunk: Sequence[tuple[object, str]
                     counts.folded[agg_name] = n
         if anonymize:
             anonymize_rows(conn, ctx, name, anonymize, *ops)
-            markers.mark(conn, name, anonymize, ctx.run_id)
+            markers.mark_rows(conn, name, table, rule.key, anonymize, ctx.run_id)
             ledger.append(conn, ctx.run_id, name, "anonymize", len(anonymize),
                           ledger.keys_digest(ctx.ledger_key, anonymize))
             counts.anonymized = len(anonymize)
         if erase:
+            markers.unmark_rows(conn, name, table, rule.key, erase)
             deleted = conn.execute(sa.delete(table).where(table.c[rule.key].in_(erase))).rowcount
-            markers.unmark(conn, name, erase)
             ledger.append(conn, ctx.run_id, name, "erase", deleted, ledger.keys_digest(ctx.ledger_key, erase))
             counts.erased = deleted
     return counts

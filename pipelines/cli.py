@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -200,7 +201,14 @@ def _cmd_holds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminated(_signum: int, _frame: object) -> None:
+    # SIGTERM (Airflow, systemd, an operator) unwinds like Ctrl-C: the open chunk's transaction rolls
+    # back, the store lock is released, committed chunks stay done.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminated)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],

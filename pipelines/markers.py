@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from pipelines.store import key_text
+
 _meta = sa.MetaData()
 ANONYMIZED = sa.Table(
     "lethe_anonymized", _meta,
@@ -31,6 +33,36 @@ def exists(engine: Engine) -> bool:
 
 def is_marked(table_name: str, key_as_text: sa.ColumnElement) -> sa.ColumnElement[bool]:
     return sa.exists().where(ANONYMIZED.c.table_name == table_name, ANONYMIZED.c.row_key == key_as_text)
+
+
+def marked_keys(conn: Connection, table_name: str, table: sa.Table, key: str,
+                keys: Sequence[object]) -> set[object]:
+    """Which of these rows (by key, as the database returns it) Lethe has anonymized."""
+    if not keys:
+        return set()
+    col = table.c[key]
+    return set(conn.execute(sa.select(col).where(col.in_(keys), is_marked(table_name, key_text(col)))).scalars())
+
+
+def mark_rows(conn: Connection, table_name: str, table: sa.Table, key: str, keys: Sequence[object],
+              run_id: str) -> None:
+    """Record rows as anonymized. The key text comes from the database's own CAST, the same
+    expression discovery compares with, so UUIDs, text and integers all match exactly."""
+    if keys:
+        col = table.c[key]
+        conn.execute(ANONYMIZED.insert().from_select(
+            ["table_name", "row_key", "run_id"],
+            sa.select(sa.literal(table_name, sa.String), key_text(col), sa.literal(run_id, sa.String))
+            .where(col.in_(keys))))
+
+
+def unmark_rows(conn: Connection, table_name: str, table: sa.Table, key: str, keys: Sequence[object]) -> None:
+    """Forget the markers of rows about to be erased or moved (call before deleting them)."""
+    if keys:
+        col = table.c[key]
+        conn.execute(ANONYMIZED.delete().where(
+            ANONYMIZED.c.table_name == table_name,
+            ANONYMIZED.c.row_key.in_(sa.select(key_text(col)).where(col.in_(keys)).scalar_subquery())))
 
 
 def mark(conn: Connection, table_name: str, keys: Sequence[object], run_id: str) -> None:

@@ -135,9 +135,7 @@ def _move_chunk(ctx: RunContext, name: str, vtable: sa.Table, columns: list[str]
     keys = list(actions)
     with ctx.store.connect() as conn:
         rows = [dict(r) for r in conn.execute(sa.select(table).where(table.c[rule.key].in_(keys))).mappings()]
-        was_anonymized = set(conn.execute(sa.select(markers.ANONYMIZED.c.row_key).where(
-            markers.ANONYMIZED.c.table_name == name,
-            markers.ANONYMIZED.c.row_key.in_([str(k) for k in keys]))).scalars())
+        was_anonymized = markers.marked_keys(conn, name, table, rule.key, keys)
     sums = {r[rule.key]: checksum(r, columns) for r in rows}
     # 1. copy (skipping rows already copied intact by an earlier, interrupted run)
     with ctx.vault.begin() as vconn:
@@ -151,7 +149,7 @@ def _move_chunk(ctx: RunContext, name: str, vtable: sa.Table, columns: list[str]
             {**r, "lethe_hold_ids": ",".join(holds_matching(
                 ctx.holds, name, str(r[rule.key]), None if rule.subject is None else _as_text(r[rule.subject]))),
              "lethe_run_id": ctx.run_id, "lethe_moved_at": now, "lethe_checksum": sums[r[rule.key]],
-             "lethe_due_action": actions[r[rule.key]], "lethe_was_anonymized": str(r[rule.key]) in was_anonymized}
+             "lethe_due_action": actions[r[rule.key]], "lethe_was_anonymized": r[rule.key] in was_anonymized}
             for r in rows if r[rule.key] not in present or r[rule.key] in stale
         ]
         if new:
@@ -169,8 +167,8 @@ def _move_chunk(ctx: RunContext, name: str, vtable: sa.Table, columns: list[str]
     for i in range(0, len(verified), half):
         batch = verified[i:i + half]
         with ctx.store.begin() as conn:
+            markers.unmark_rows(conn, name, table, rule.key, batch)
             n = conn.execute(sa.delete(table).where(table.c[rule.key].in_(batch))).rowcount
-            markers.unmark(conn, name, batch)
             ledger.append(conn, ctx.run_id, name, "move_to_vault", n, ledger.keys_digest(ctx.ledger_key, batch))
         moved += n
         faults.checkpoint("vault.mid_delete")
@@ -263,5 +261,5 @@ def _return_anonymized(conn: Connection, ctx: RunContext, name: str, table: sa.T
     records = [{c: to_python(v) for c, v in zip(frame.columns, rec, strict=True)}
                for rec in frame.itertuples(index=False, name=None)]
     conn.execute(table.insert(), records)
-    markers.mark(conn, name, [r[rule.key] for r in fresh], ctx.run_id)
+    markers.mark_rows(conn, name, table, rule.key, [r[rule.key] for r in fresh], ctx.run_id)
 

@@ -1,0 +1,158 @@
+"""Schemas nobody here designed: text and UUID keys, quoted identifiers, reserved words, zones, text dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from pipelines.runner import run
+from tests.support.stores import lethe
+
+POLICY = """
+version: 1
+pseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}
+subjects: {table: "Customer Accounts", id: "Customer ID", deleted_at: "Deleted At", erase_after: 7d}
+tables:
+  "Customer Accounts":
+    key: "Customer ID"
+    subject: "Customer ID"
+    when_subject_deleted: anonymize
+    columns:
+      "E-Mail": pseudonymize
+      select: {mask: {keep_first: 1}}
+  order:
+    key: id
+    subject: customer
+    retain: {for: 1y, from: from}
+    when_expired: anonymize
+    when_subject_deleted: anonymize
+    columns:
+      "Ship To": {redact: {with: "[redacted]"}}
+      note: pseudonymize
+  audit:
+    key: ref
+    retain: {for: 30d, from: at}
+    when_expired: erase
+"""
+AS_OF = dt.date(2026, 11, 22)
+GONE = uuid.UUID("6f1c0e8a-4a0e-4d8e-9a59-6d2c0f6b1a01")
+LIVE = uuid.UUID("0b9d8c7e-1f2a-4b3c-8d4e-5f6a7b8c9d0e")
+
+
+def _create(url: str) -> None:
+    engine = sa.create_engine(url)
+    meta = sa.MetaData()
+    accounts = sa.Table("Customer Accounts", meta, sa.Column("Customer ID", sa.Uuid, primary_key=True),
+                        sa.Column("E-Mail", sa.String), sa.Column("select", sa.String),
+                        sa.Column("Deleted At", sa.DateTime(timezone=True)))
+    order = sa.Table("order", meta, sa.Column("id", sa.String(20), primary_key=True),
+                     sa.Column("customer", sa.Uuid), sa.Column("from", sa.DateTime(timezone=True)),
+                     sa.Column("Ship To", sa.String, nullable=False), sa.Column("note", sa.String))
+    audit = sa.Table("audit", meta, sa.Column("ref", sa.Integer, primary_key=True, autoincrement=False),
+                     sa.Column("at", sa.DateTime))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(accounts.insert(), [
+            {"Customer ID": GONE, "E-Mail": "gone@example.org", "select": "secret",
+             "Deleted At": dt.datetime(2026, 11, 1, tzinfo=dt.UTC)},
+            {"Customer ID": LIVE, "E-Mail": "live@example.org", "select": "visible", "Deleted At": None},
+        ])
+        # zoned timestamps as text, the way an application would write them: on SQLite they stay text
+        # with their offset (SQLAlchemy's DateTime would drop the zone), on PostgreSQL timestamptz parses them
+        conn.execute(order.insert(), [
+            # 2025-11-22 01:30+02:00 is 2025-11-21 23:30 UTC: before the 1-year cutoff, so due
+            {"id": "A-1", "customer": LIVE, "Ship To": "1 Main St", "note": "call first"},
+            {"id": "A-2", "customer": LIVE, "Ship To": "2 Main St", "note": "fragile"},
+            {"id": "B-1", "customer": GONE, "Ship To": "3 Side St", "note": "gift"},
+        ])
+        for key, stamp in (("A-1", "2025-11-22 01:30:00+02:00"), ("A-2", "2025-11-22 03:00:00+02:00"),
+                           ("B-1", "2026-10-01 00:00:00+00:00")):
+            conn.execute(sa.text('UPDATE "order" SET "from" = :s WHERE id = :k'), {"s": stamp, "k": key})
+        conn.execute(audit.insert(), [{"ref": 1, "at": dt.datetime(2026, 1, 1)}, {"ref": 2, "at": None}])
+    engine.dispose()
+
+
+@pytest.fixture
+def store(store_url, pseudonym_key, tmp_path):
+    _create(store_url)
+    policy = tmp_path / "weird.yaml"
+    policy.write_text(POLICY)
+    return store_url, policy
+
+
+def _rows(url: str, table: str, key: str) -> dict:
+    engine = sa.create_engine(url)
+    t = sa.Table(table, sa.MetaData(), autoload_with=engine)
+    with engine.connect() as conn:
+        rows = {r._mapping[key]: dict(r._mapping) for r in conn.execute(sa.select(t))}
+    engine.dispose()
+    return rows
+
+
+def test_quoted_identifiers_uuid_and_text_keys_and_zoned_timestamps(store, tmp_path):
+    url, policy = store
+    check = lethe("check", "--policy", str(policy), "--store", url)
+    assert check.returncode == 0, check.stderr
+
+    result = run(policy, AS_OF, report_dir=tmp_path / "r", store=url)
+
+    assert result.status == "succeeded", [e for e in result.report["expectations"] if not e["success"]]
+    orders = _rows(url, "order", "id")
+    assert orders["A-1"]["Ship To"] == "[redacted]" and orders["A-1"]["note"].startswith("lt1.w1.")
+    assert orders["A-2"]["Ship To"] == "2 Main St"           # 01:00 UTC on the cutoff day: a second too late
+    assert orders["B-1"]["Ship To"] == "[redacted]"          # its customer was deleted more than 7 days ago
+    # SQLite keeps a UUID as 32 hex characters, PostgreSQL as uuid: normalise for the lookup
+    accounts = {uuid.UUID(str(k)): v for k, v in _rows(url, "Customer Accounts", "Customer ID").items()}
+    assert str(accounts[GONE]["E-Mail"]).startswith("lt1.w1.") and accounts[GONE]["select"] == "s*****"
+    assert accounts[LIVE]["E-Mail"] == "live@example.org"
+    assert set(_rows(url, "audit", "ref")) == {2}            # no subject column; NULL never due
+
+    again = run(policy, AS_OF, report_dir=tmp_path / "r", store=url)
+    assert all(t["anonymized"] == t["erased"] == 0 for t in again.report["tables"].values())
+    assert _rows(url, "order", "id") == orders
+
+
+def test_sqlite_loose_typing_text_dates_numbers_in_text_and_unparseable_dates(sqlite_url, pseudonym_key, tmp_path):
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text('CREATE TABLE visits (id TEXT PRIMARY KEY, who TEXT, seen TEXT)'))
+        conn.execute(sa.text("INSERT INTO visits VALUES ('v1', 'alice@example.org', '2026-01-01T10:00:00Z'),"
+                             "('v2', 12345, '2026-01-02 00:00:00+05:00'), ('v3', 'bob', 'last tuesday'),"
+                             "('v4', 'carol', '2026-11-20 00:00:00')"))
+    engine.dispose()
+    policy = tmp_path / "loose.yaml"
+    policy.write_text("""
+version: 1
+pseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}
+tables:
+  visits:
+    key: id
+    retain: {for: 30d, from: seen}
+    when_expired: anonymize
+    columns:
+      who: pseudonymize
+""")
+    result = run(policy, AS_OF, report_dir=tmp_path / "r", store=sqlite_url)
+    assert result.status == "succeeded", [e for e in result.report["expectations"] if not e["success"]]
+    rows = _rows(sqlite_url, "visits", "id")
+    assert rows["v1"]["who"].startswith("lt1.w1.")
+    assert str(rows["v2"]["who"]).startswith("lt1.w1.")      # a number stored in a text column
+    assert rows["v3"]["who"] == "bob"                        # an unparseable date never falls due
+    assert rows["v4"]["who"] == "carol"                      # not yet due
+
+
+def test_text_timestamps_on_postgresql_are_refused_up_front_naming_table_and_column(pg_url, pseudonym_key, tmp_path):
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text('CREATE TABLE visits (id text PRIMARY KEY, seen text)'))
+    engine.dispose()
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}\n"
+                      "tables:\n  visits: {key: id, retain: {for: 30d, from: seen}, when_expired: erase}\n")
+    proc = lethe("run", "--policy", str(policy), "--store", pg_url, "--as-of", "2026-11-22",
+                 "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert "tables.visits.retain.from: column visits.seen is of type TEXT" in proc.stderr
