@@ -201,6 +201,11 @@ def _cmd_holds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(message: str) -> None:
+    """Print to stderr even when a hostile policy put lone surrogates into the message."""
+    print(message.encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
+
+
 def _terminated(_signum: int, _frame: object) -> None:
     # SIGTERM (Airflow, systemd, an operator) unwinds like Ctrl-C: the open chunk's transaction rolls
     # back, the store lock is released, committed chunks stay done.
@@ -226,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except LetheError as exc:
-        print(f"lethe: {exc}", file=sys.stderr)
+        _say(f"lethe: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
         print("lethe: interrupted; committed chunks stay done, the next run finishes the rest", file=sys.stderr)

@@ -655,10 +655,11 @@ class _SQLiteWriter(_Writer):
                 columns.append(obj.tolist())
             else:
                 columns.append(values.tolist())
-        names = ", ".join(chunk)
-        marks = ", ".join("?" * len(chunk))
+        quote = self.engine.dialect.identifier_preparer.quote
+        statement = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in chunk)}) "
+                     f"VALUES ({', '.join('?' * len(chunk))})")
         cur = self.raw.cursor()
-        cur.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", zip(*columns, strict=True))
+        cur.executemany(statement, zip(*columns, strict=True))
         cur.close()
         self.raw.commit()
         return len(columns[0])
@@ -688,7 +689,8 @@ class _PostgresWriter(_Writer):
                 columns.append(text)
         body = "\n".join(map("\t".join, zip(*(c.tolist() for c in columns), strict=True))) + "\n"
         with self.raw.driver_connection.cursor() as cur:
-            with cur.copy(f"COPY {table.name} ({', '.join(chunk)}) FROM STDIN") as copy:
+            quote = self.engine.dialect.identifier_preparer.quote
+            with cur.copy(f"COPY {quote(table.name)} ({', '.join(quote(c) for c in chunk)}) FROM STDIN") as copy:
                 copy.write(body.encode())
         self.raw.driver_connection.commit()
         return len(columns[0])
