@@ -100,7 +100,8 @@ def record(conn: Connection, run_id: str, name: str, n: int, digest: str) -> Non
 
 def coarsen(conn: Connection, table: sa.Table, agg: Aggregate) -> int:
     """Merge groups below `min_group_size` into coarser values, one dimension at a time, in the order
-    `coarsen:` lists them (e.g. ip_prefix: null, email_domain: other). Totals are unchanged."""
+    `coarsen:` lists them (e.g. ip_prefix: null, email_domain: other). Totals are unchanged.
+    """
     merged = 0
     dims = list(agg.dimensions)
     for dim, replacement in agg.coarsen.items():

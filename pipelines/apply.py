@@ -124,7 +124,8 @@ def process_chunk(ctx: RunContext, name: str, chunk: Sequence[tuple[object, str]
 
 def key_bounds(ctx: RunContext, name: str, partitions: int) -> list[tuple[object, object]]:
     """Split the due rows' keys into `partitions` contiguous ranges (lo exclusive, hi inclusive) for
-    parallel workers; ranges are disjoint, so workers never touch the same row."""
+    parallel workers; ranges are disjoint, so workers never touch the same row.
+    """
     rule, table = ctx.policy.tables[name], ctx.tables[name]
     p = predicates(ctx, name)
     key = table.c[rule.key]

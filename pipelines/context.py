@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import hashlib
 import hmac
+import os
 import re
 import secrets as pysecrets
 from dataclasses import dataclass, field

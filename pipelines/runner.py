@@ -114,7 +114,8 @@ def execute(ctx: RunContext) -> tuple[dict, dict, dict, dict]:
 def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir: str | Path = "reports",
         store: str | None = None, vault: str | None = None) -> RunResult:
     """Run (or plan) as of `as_of`. Input errors raise before anything is touched; a failure part-way
-    is reported with status `error` and raised as RunFailedError after the report is written."""
+    is reported with status `error` and raised as RunFailedError after the report is written.
+    """
     ctx = build(policy, as_of, dry_run=dry_run, store=store, vault=vault)
     started = _now()
     report_dir = report.prepare_dir(report_dir)

@@ -1,5 +1,6 @@
 """The steps of a run, each re-entrant and callable on its own: the CLI runs them in order, the
-Airflow DAG runs each as a task. Steps return small JSON-able dicts (XCom-sized)."""
+Airflow DAG runs each as a task. Steps return small JSON-able dicts (XCom-sized).
+"""
 
 from __future__ import annotations
 
