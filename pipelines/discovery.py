@@ -16,7 +16,6 @@ from pipelines.holds import held_predicate
 from pipelines.store import key_text
 from pipelines.timestamps import at_or_before
 
-
 _NEVER = sa.false()
 
 

@@ -47,7 +47,8 @@ def marked_keys(conn: Connection, table_name: str, table: sa.Table, key: str,
 def mark_rows(conn: Connection, table_name: str, table: sa.Table, key: str, keys: Sequence[object],
               run_id: str) -> None:
     """Record rows as anonymized. The key text comes from the database's own CAST, the same
-    expression discovery compares with, so UUIDs, text and integers all match exactly."""
+    expression discovery compares with, so UUIDs, text and integers all match exactly.
+    """
     if keys:
         col = table.c[key]
         conn.execute(ANONYMIZED.insert().from_select(
