@@ -55,6 +55,8 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": dt.timedelta(minutes=30),
     "on_failure_callback": log_failure,
+    "priority_weight": 10,
+    "weight_rule": "absolute",
 }
 
 
@@ -68,7 +70,10 @@ def lethe_dag(stem: str, policy_file: Path):
                                      description="key ranges per table for the parallel apply tasks")},
          doc_md=f"Lethe retention run of `{policy_file.name}` as of the logical date. See docs/airflow.md.")
     def lethe():
-        @task.sensor(poke_interval=LOCK_POKE, timeout=LOCK_WAIT, mode="reschedule")
+        # Waiting runs poke with the lowest priority, so the run holding the store always gets executor
+        # slots first (the default "downstream" weight would favour the sensors of queued runs).
+        @task.sensor(poke_interval=LOCK_POKE, timeout=LOCK_WAIT, mode="reschedule", exponential_backoff=True,
+                     max_wait=dt.timedelta(seconds=max(LOCK_POKE, 300)), priority_weight=1, weight_rule="absolute")
         def wait_for_store_lock(**context) -> PokeReturnValue:
             from pipelines import airflow_tasks
 

@@ -1,0 +1,179 @@
+"""Backfills under a real scheduler: runs of one store never overlap; a backfill leaves the store as one run would.
+
+Airflow 3.3 starts every date of a backfill at once whatever `max_active_runs`, so the DAGs serialise
+themselves on the store lock (the first task waits for it). PostgreSQL is both Airflow's metadata
+database and the store here, with LocalExecutor running mapped apply partitions in parallel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.dags.conftest import BIN, SEED_AS_OF, airflow_env, run, seed, write_policy
+
+DAG_ID = "lethe_e2e"
+# A month of daily runs takes ~15 minutes on a 2-CPU machine (each run is ~11 tasks in sequence); the
+# suite's budget allows a week. Set LETHE_E2E_FROM=2026-06-01 for the month.
+FROM = os.environ.get("LETHE_E2E_FROM", "2026-06-24")
+TABLES = ["accounts", "access_logs", "orders", "marketing_profiles", "registration_stats"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dump(url: str) -> dict[str, list[tuple]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {t: sorted((tuple(r) for r in conn.execute(sa.text(f'SELECT * FROM "{t}"'))), key=repr)
+                    for t in TABLES}
+    finally:
+        engine.dispose()
+
+
+class Airflow:
+    """scheduler + dag-processor + api-server, each in its own process group, killed as a group."""
+
+    def __init__(self, env: dict[str, str], logs: Path):
+        self.env, self.logs, self.procs = env, logs, []
+
+    def start(self) -> None:
+        for name in ("api-server", "dag-processor", "scheduler"):
+            out = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+            # the scheduler's log server would bind every interface: not in a test
+            extra = ["--skip-serve-logs"] if name == "scheduler" else []
+            self.procs.append(subprocess.Popen([str(BIN / "airflow"), name, *extra], env=self.env, stdout=out,
+                                               stderr=subprocess.STDOUT, start_new_session=True))
+
+    def stop(self) -> None:
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 20
+        for p in self.procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def tail(self) -> str:
+        return "\n".join(f"--- {f.name}\n{f.read_text()[-3000:]}" for f in sorted(self.logs.glob("*.log")))
+
+
+def wait_for(check, timeout: float, what: str, airflow: Airflow, every: float = 2.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        for p in airflow.procs:
+            assert p.poll() is None, f"an Airflow process died while waiting for {what}\n{airflow.tail()}"
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}\n{airflow.tail()}")
+
+
+def run_states(meta: sa.Engine, since: float = 0) -> dict[str, str]:
+    with meta.connect() as conn:
+        rows = conn.execute(sa.text("SELECT run_id, state FROM dag_run WHERE dag_id = :d"), {"d": DAG_ID}).all()
+    return dict(rows)
+
+
+@pytest.mark.slow
+def test_backfills_serialise_on_the_store_and_leave_it_as_one_run_would(pg, tmp_path, lethe_key):
+    meta_url, store, twin = (pg.url(pg.create_database(p)) for p in ("airflow", "store", "twin"))
+    vault, twin_vault = pg.url(pg.create_database("vault")), pg.url(pg.create_database("twinvault"))
+    policy = write_policy(tmp_path / "policies", "e2e", store, vault)
+    port = free_port()
+    home = tmp_path / "home"
+    home.mkdir()
+    env = airflow_env(
+        home, policy.parent, tmp_path / "reports", lethe_key,
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=meta_url, AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC=meta_url,
+        AIRFLOW__CORE__EXECUTOR="LocalExecutor", AIRFLOW__CORE__PARALLELISM="4",
+        AIRFLOW__API__HOST="127.0.0.1", AIRFLOW__API__PORT=str(port),
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
+        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_hex(32), AIRFLOW__API__SECRET_KEY=secrets.token_hex(16),
+        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5", AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
+        LETHE_LOCK_POKE_SECONDS="3", PYTHONUNBUFFERED="1", LETHE_LOCK_WAIT_SECONDS="900", LETHE_APPLY_PARTITIONS="4",
+    )
+    seed(store, env)
+    seed(twin, env)
+    run([str(BIN / "airflow"), "db", "migrate"], env, timeout=600)
+    meta = sa.create_engine(meta_url)
+    airflow = Airflow(env, tmp_path)
+    started = time.monotonic()
+    try:
+        airflow.start()
+
+        def parsed() -> bool:
+            with meta.connect() as conn:
+                return bool(conn.execute(sa.text("SELECT 1 FROM dag WHERE dag_id = :d"), {"d": DAG_ID}).first())
+
+        wait_for(parsed, 120, "the DAG to be parsed", airflow)
+        run([str(BIN / "airflow"), "dags", "unpause", DAG_ID], env)
+
+        def backfill(start: str, end: str, *extra: str) -> None:
+            run([str(BIN / "airflow"), "backfill", "create", "--dag-id", DAG_ID, "--from-date", start,
+                 "--to-date", end, *extra], env)
+
+        def all_done(expected: int):
+            def check():
+                states = run_states(meta)
+                done = [s for s in states.values() if s in ("success", "failed")]
+                return states if len(done) >= expected and len(done) == len(states) else None
+            return check
+
+        # A month, all dates at once: every run succeeds, one after another on the store.
+        days = (dt.date.fromisoformat(SEED_AS_OF) - dt.date.fromisoformat(FROM)).days + 1
+        backfill(FROM, SEED_AS_OF)
+        states = wait_for(all_done(days), 60 * days, "the month's backfill", airflow)
+        assert set(states.values()) == {"success"}, states
+        month_took = time.monotonic() - started
+
+        # The store is exactly what one run as of the last date leaves.
+        run([str(BIN / "lethe"), "run", "--policy", str(policy), "--as-of", SEED_AS_OF, "--store", twin,
+             "--vault", twin_vault, "--report-dir", str(tmp_path / "cli")], env)
+        after_month = dump(store)
+        assert after_month == dump(twin)
+
+        # Mapped partitions really ran side by side against PostgreSQL.
+        with meta.connect() as conn:
+            spans = conn.execute(sa.text(
+                "SELECT run_id, start_date, end_date FROM task_instance WHERE dag_id = :d "
+                "AND task_id LIKE 'apply_%.apply' AND state = 'success'"), {"d": DAG_ID}).all()
+        overlaps = sum(1 for a in spans for b in spans if a is not b and a.run_id == b.run_id
+                       and a.start_date < b.end_date and b.start_date < a.end_date)
+        assert overlaps > 0, "no two apply partitions of one run overlapped in time"
+
+        # Re-running completed dates, and backfilling dates before a completed later run, change nothing.
+        backfill("2026-06-29", SEED_AS_OF, "--reprocess-behavior", "completed")
+        backfill("2026-06-20", "2026-06-21")
+        states = wait_for(all_done(days + 4), 300, "the repeated and earlier backfills", airflow)
+        assert set(states.values()) == {"success"}, states
+        assert dump(store) == after_month
+        reports = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("*.json")]
+        assert len({r["run_id"] for r in reports}) == len(states) and all(r["status"] == "succeeded" for r in reports)
+        print(f"month backfill: {month_took:.0f}s; whole test: {time.monotonic() - started:.0f}s")
+    finally:
+        airflow.stop()
+        meta.dispose()
