@@ -110,18 +110,33 @@ def holding_store(policy: str | Path, context: Mapping[str, Any]) -> Iterator[Ru
 
 
 def try_lock(policy: str | Path, context: Mapping[str, Any]) -> dict | None:
-    """Take the store for this run if it is free (or already ours); None while another run holds it."""
-    ctx = open_context(policy, context)
+    """Take the store for this run if it is free (or already ours); None while another run holds it.
+
+    Cheap on purpose (the sensor pokes often): it reads the policy for the store's URL and touches
+    only the lock row; `plan` validates everything else.
+    """
+    from pipelines import store as stores
+    from pipelines.policy import load_policy
+
+    try:
+        url = stores.resolve_url(connection_url(STORE_CONN_ID), "LETHE_STORE_URL", load_policy(policy).store,
+                                 "store")
+    except InputError as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(exc)) from None
+    engine = stores.connect(url)
+    rid = run_id(context)
     try:
         try:
-            lock.acquire(ctx.store, ctx.run_id)  # no pid: tasks are short-lived processes
+            lock.acquire(engine, rid)  # no pid: tasks are short-lived processes
         except LockHeldError:
-            log.info("store busy (held by %s); %s waits", lock.holder(ctx.store), ctx.run_id)
+            log.info("store busy (held by %s); %s waits", lock.holder(engine), rid)
             return None
-        return {"run_id": ctx.run_id, "as_of": ctx.as_of.isoformat(),
+        return {"run_id": rid, "as_of": as_of(context).isoformat(),
                 "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     finally:
-        ctx.dispose()
+        engine.dispose()
 
 
 def plan(policy: str | Path, context: Mapping[str, Any]) -> dict:

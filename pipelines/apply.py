@@ -100,6 +100,7 @@ def process_chunk(ctx: RunContext, name: str, chunk: Sequence[tuple[object, str]
     counts = TableCounts()
     with ctx.store.begin() as conn:
         if folds:
+            ledger.serialize(conn)  # aggregate upserts from parallel partitions must not interleave
             marked = markers.marked_keys(conn, name, table, rule.key, erase)
             to_fold = anonymize + [k for k in erase if k not in marked]
             for agg_name, agg, agg_table, agg_ops in folds:

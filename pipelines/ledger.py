@@ -58,10 +58,18 @@ def _fields(row: dict) -> dict:
                                 "keys_digest")}
 
 
-def append(conn: Connection, run_id: str, table_name: str, action: str, row_count: int, digest: str) -> str:
-    """Append one entry inside the caller's transaction; returns its hash."""
+def serialize(conn: Connection) -> None:
+    """Hold the store's append lock until the caller's transaction ends (PostgreSQL; SQLite transactions
+    already start with BEGIN IMMEDIATE). Parallel partitions call this before read-modify-writes such
+    as aggregate upserts, so they neither race nor deadlock on the ledger head.
+    """
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
+
+
+def append(conn: Connection, run_id: str, table_name: str, action: str, row_count: int, digest: str) -> str:
+    """Append one entry inside the caller's transaction; returns its hash."""
+    serialize(conn)
     head = conn.execute(
         sa.select(LEDGER.c.seq, LEDGER.c.entry_hash).order_by(LEDGER.c.seq.desc()).limit(1)
     ).first()

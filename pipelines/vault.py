@@ -215,6 +215,7 @@ def _release_chunk(ctx: RunContext, name: str, vtable: sa.Table, rows: list[dict
         back = [r for r in todo if r["lethe_due_action"] != "erase"]
         fold_keys = [r for r in todo if not r["lethe_was_anonymized"]]
         if fold_keys and folds:
+            ledger.serialize(conn)
             _fold_released(conn, ctx, [r[rule.key] for r in fold_keys], fold_keys, folds, folded)
         if back:
             _return_anonymized(conn, ctx, name, table, source_cols, back)
