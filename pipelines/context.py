@@ -117,6 +117,10 @@ def build(policy_path: str | Path, as_of: dt.date, *, dry_run: bool = False, sto
         if policy.legal_holds:
             with engine.connect() as conn:
                 holds = load_active(conn, tables[policy.legal_holds.table], now)
+        if holds and not vault_url and not dry_run:
+            raise InputError("legal holds are active but no vault is configured: due rows under hold must "
+                             "move to a separate database; give --vault, set LETHE_VAULT_URL or put `vault:` "
+                             "in the policy")
     except (InputError, sa.exc.OperationalError) as exc:
         engine.dispose()
         if isinstance(exc, sa.exc.OperationalError):

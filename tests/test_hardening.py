@@ -97,7 +97,7 @@ def test_hostile_yaml_is_refused_with_a_readable_message(text):
     assert len(str(info.value)) < 2_000
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=st.one_of(scalars, st.dictionaries(st.sampled_from(["mask", "fake", "redact", "truncate", "bucket",
                                                                 "generalize_ip", "generalize_date", "nope"]),
                                                st.one_of(scalars, st.dictionaries(keys, scalars, max_size=3)),
@@ -109,8 +109,8 @@ def test_fuzzed_operator_specs_end_in_exit_2_and_never_touch_the_store(fuzz_stor
     path = policy_dir / "fuzz.yaml"
     path.write_text(text)
     before = snapshot(url)
-    code = cli.main(["run", "--policy", str(path), "--store", url, "--as-of", "2026-11-22",
-                     "--report-dir", str(policy_dir / "r")])
+    code = cli.main(["run", "--policy", str(path), "--store", url, "--vault", f"sqlite:///{policy_dir / 'v.db'}",
+                     "--as-of", "2026-11-22", "--report-dir", str(policy_dir / "r")])
     err = capsys.readouterr().err
     assert code in (0, 1, 2)
     if code == 2:

@@ -169,3 +169,13 @@ def test_store_credentials_cannot_read_the_vault_on_postgresql(pg):
     with allowed.connect() as conn:
         assert conn.execute(sa.text("SELECT 1")).scalar() == 1
     allowed.dispose()
+
+
+def test_active_holds_without_a_vault_refuse_the_run_before_anything_is_written(sqlite_url, pseudonym_key, tmp_path):
+    seed(sqlite_url, rows=1_000, seed=5, as_of=AS_OF)
+    before = snapshot(sqlite_url)
+    proc = lethe("run", "--policy", str(REFERENCE_POLICY), "--as-of", AS_OF.isoformat(), "--store", sqlite_url,
+                 "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert "legal holds are active but no vault is configured" in proc.stderr
+    assert snapshot(sqlite_url) == before
