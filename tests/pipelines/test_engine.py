@@ -19,6 +19,7 @@ from tests.support.stores import REFERENCE_POLICY, cutoff, frame, lethe, snapsho
 
 AS_OF = dt.date(2026, 11, 22)
 ROWS = 6_000
+KILL_ROWS = 3_000  # enough for several chunks of 300 in every table, and the held rows
 # The test policy's rules, restated independently: table -> (key, subject, retain, from, when_expired, when_deleted)
 RULES = {
     "accounts": ("user_id", "user_id", None, None, None, "anonymize"),
@@ -157,7 +158,7 @@ def test_killed_run_then_normal_run_equals_uninterrupted_run(store_and_vault, ps
     else:
         control_store, control_vault = pg.url(pg.create_database("ctl")), pg.url(pg.create_database("ctlv"))
     for url in (store, control_store):
-        seed(url, rows=ROWS, seed=11, as_of=AS_OF)
+        seed(url, rows=KILL_ROWS, seed=11, as_of=AS_OF)
 
     _killed_then_resumed(store, vault, tmp_path, fault)
     run(REFERENCE_POLICY, AS_OF, report_dir=tmp_path / "c", store=control_store, vault=control_vault)
