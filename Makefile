@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --durations=15
 
 clean:
 	rm -rf $(VENV) demo reports
