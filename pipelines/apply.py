@@ -10,7 +10,7 @@ discovery finds exactly what is left.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from pipelines import aggregates, faults, ledger, lock, markers
 from pipelines.context import RunContext
 from pipelines.discovery import predicates
 from pipelines.frames import read_rows, write_back
-from pipelines.store import connect
+from pipelines.store import connect, key_in
 
 DEFAULT_CHUNK = int(os.environ.get("LETHE_CHUNK_SIZE", "5000"))  # rows per transaction
 
@@ -76,7 +76,7 @@ def anonymize_rows(conn: Connection, ctx: RunContext, name: str, keys: Sequence[
         new_values = {col: op.apply(frame[col], subjects) for col, op in in_pandas.items()}
         keys = list(frame[rule.key])
     if in_sql:
-        conn.execute(sa.update(table).where(table.c[rule.key].in_(keys)).values(in_sql))
+        conn.execute(sa.update(table).where(key_in(table.c[rule.key], keys)).values(in_sql))
     write_back(conn, table, rule.key, keys, new_values)
 
 
@@ -116,8 +116,9 @@ def process_chunk(ctx: RunContext, name: str, chunk: Sequence[tuple[object, str]
                           ledger.keys_digest(ctx.ledger_key, anonymize))
             counts.anonymized = len(anonymize)
         if erase:
-            markers.unmark_rows(conn, name, table, rule.key, erase)
-            deleted = conn.execute(sa.delete(table).where(table.c[rule.key].in_(erase))).rowcount
+            if rule.anonymizes:  # only a table that anonymizes can hold markers to forget
+                markers.unmark_rows(conn, name, table, rule.key, erase)
+            deleted = conn.execute(sa.delete(table).where(key_in(table.c[rule.key], erase))).rowcount
             ledger.append(conn, ctx.run_id, name, "erase", deleted, ledger.keys_digest(ctx.ledger_key, erase))
             counts.erased = deleted
     return counts
@@ -165,17 +166,43 @@ def apply_table(ctx: RunContext, name: str, *, key_range: tuple[object, object] 
     ops = split_operators(ctx, name, pushdown)
     folds = _fold_targets(ctx, name)
     total = TableCounts()
+    query = sa.select(key, p.action()).where(*cond).order_by(key)
+    for n, chunk in enumerate(due_chunks(ctx, query, key, chunk_size), start=1):
+        total.add(process_chunk(ctx, name, chunk, ops, folds))
+        faults.checkpoint("apply.chunk")
+        faults.checkpoint(f"apply.chunk.{name}")
+        if n % 20 == 0:
+            lock.heartbeat(ctx.store, ctx.run_id)
+    if total.anonymized and ctx.dialect == "postgresql":
+        # Fresh statistics, so the next run's NOT EXISTS probe is an index anti-join, not a nested
+        # loop over every marker (autovacuum may not have analyzed the table yet).
+        with ctx.store.begin() as conn:
+            conn.execute(sa.text("ANALYZE lethe_anonymized"))
+    return total
+
+
+def due_chunks(ctx: RunContext, query: sa.Select, key: sa.Column, chunk_size: int) -> Iterator[list[tuple]]:
+    """The rows of `query` (ordered by `key`) in chunks, without holding one snapshot for the whole table.
+
+    PostgreSQL streams a server-side cursor on its own connection. SQLite re-reads after the last key
+    for every chunk: a reader that outlives many write transactions keeps the WAL from being
+    checkpointed, and at 10M rows the WAL grew to ten times the database.
+    """
+    if ctx.dialect == "sqlite":
+        last = None
+        while True:
+            page = query.limit(chunk_size) if last is None else query.where(key > last).limit(chunk_size)
+            with ctx.store.connect() as conn:
+                rows = [tuple(r) for r in conn.execute(page)]
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
     reader = connect(ctx.store_url, writer=False)
     try:
         with reader.connect() as rconn:
-            result = rconn.execution_options(stream_results=True, yield_per=chunk_size).execute(
-                sa.select(key, p.action()).where(*cond).order_by(key))
-            for n, part in enumerate(result.partitions(chunk_size), start=1):
-                total.add(process_chunk(ctx, name, [tuple(r) for r in part], ops, folds))
-                faults.checkpoint("apply.chunk")
-                faults.checkpoint(f"apply.chunk.{name}")
-                if n % 20 == 0:
-                    lock.heartbeat(ctx.store, ctx.run_id)
+            result = rconn.execution_options(stream_results=True, yield_per=chunk_size).execute(query)
+            for part in result.partitions(chunk_size):
+                yield [tuple(r) for r in part]
     finally:
         reader.dispose()
-    return total

@@ -11,6 +11,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipelines.store import key_in
+
 
 def to_python(value: object) -> object:
     """A DBAPI-friendly value: numpy scalars, pandas timestamps and NA become plain Python."""
@@ -32,7 +34,7 @@ def read_rows(conn: Connection, table: sa.Table, key: str, keys: Sequence[object
               columns: Sequence[str]) -> pd.DataFrame:
     """The chunk's rows as a DataFrame of object columns, in the order of `keys`."""
     cols = [key] + [c for c in columns if c != key]
-    rows = conn.execute(sa.select(*(table.c[c] for c in cols)).where(table.c[key].in_(keys))).all()
+    rows = conn.execute(sa.select(*(table.c[c] for c in cols)).where(key_in(table.c[key], keys))).all()
     frame = pd.DataFrame([tuple(r) for r in rows], columns=cols, dtype=object)
     return frame
 

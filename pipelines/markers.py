@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipelines.store import key_text
+from pipelines.store import key_in, key_text
 
 _meta = sa.MetaData()
 ANONYMIZED = sa.Table(
@@ -41,7 +41,7 @@ def marked_keys(conn: Connection, table_name: str, table: sa.Table, key: str,
     if not keys:
         return set()
     col = table.c[key]
-    return set(conn.execute(sa.select(col).where(col.in_(keys), is_marked(table_name, key_text(col)))).scalars())
+    return set(conn.execute(sa.select(col).where(key_in(col, keys), is_marked(table_name, key_text(col)))).scalars())
 
 
 def mark_rows(conn: Connection, table_name: str, table: sa.Table, key: str, keys: Sequence[object],
@@ -54,7 +54,7 @@ def mark_rows(conn: Connection, table_name: str, table: sa.Table, key: str, keys
         conn.execute(ANONYMIZED.insert().from_select(
             ["table_name", "row_key", "run_id"],
             sa.select(sa.literal(table_name, sa.String), key_text(col), sa.literal(run_id, sa.String))
-            .where(col.in_(keys))))
+            .where(key_in(col, keys))))
 
 
 def unmark_rows(conn: Connection, table_name: str, table: sa.Table, key: str, keys: Sequence[object]) -> None:
@@ -63,7 +63,7 @@ def unmark_rows(conn: Connection, table_name: str, table: sa.Table, key: str, ke
         col = table.c[key]
         conn.execute(ANONYMIZED.delete().where(
             ANONYMIZED.c.table_name == table_name,
-            ANONYMIZED.c.row_key.in_(sa.select(key_text(col)).where(col.in_(keys)).scalar_subquery())))
+            ANONYMIZED.c.row_key.in_(sa.select(key_text(col)).where(key_in(col, keys)).scalar_subquery())))
 
 
 def mark(conn: Connection, table_name: str, keys: Sequence[object], run_id: str) -> None:

@@ -22,12 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipelines import aggregates, faults, ledger, markers
-from pipelines.apply import DEFAULT_CHUNK, _fold_targets
+from pipelines.apply import DEFAULT_CHUNK, _fold_targets, due_chunks
 from pipelines.context import RunContext
 from pipelines.discovery import predicates
 from pipelines.frames import to_python
 from pipelines.holds import held_predicate, holds_matching
-from pipelines.store import connect
+from pipelines.store import key_in
 
 PROVENANCE = ("lethe_hold_ids", "lethe_run_id", "lethe_moved_at", "lethe_checksum", "lethe_due_action",
               "lethe_was_anonymized")
@@ -116,15 +116,8 @@ def move_held(ctx: RunContext, name: str, chunk_size: int = DEFAULT_CHUNK) -> in
     vtable = ensure_vault_table(ctx, name)
     columns = list(table.c.keys())
     moved = 0
-    reader = connect(ctx.store_url, writer=False)
-    try:
-        with reader.connect() as rconn:
-            result = rconn.execution_options(stream_results=True, yield_per=chunk_size).execute(
-                sa.select(key, p.action()).where(cond).order_by(key))
-            for part in result.partitions(chunk_size):
-                moved += _move_chunk(ctx, name, vtable, columns, [tuple(r) for r in part])
-    finally:
-        reader.dispose()
+    for chunk in due_chunks(ctx, sa.select(key, p.action()).where(cond).order_by(key), key, chunk_size):
+        moved += _move_chunk(ctx, name, vtable, columns, chunk)
     return moved
 
 
@@ -134,7 +127,7 @@ def _move_chunk(ctx: RunContext, name: str, vtable: sa.Table, columns: list[str]
     actions = {k: a for k, a in chunk}
     keys = list(actions)
     with ctx.store.connect() as conn:
-        rows = [dict(r) for r in conn.execute(sa.select(table).where(table.c[rule.key].in_(keys))).mappings()]
+        rows = [dict(r) for r in conn.execute(sa.select(table).where(key_in(table.c[rule.key], keys))).mappings()]
         was_anonymized = markers.marked_keys(conn, name, table, rule.key, keys)
     sums = {r[rule.key]: checksum(r, columns) for r in rows}
     # 1. copy (skipping rows already copied intact by an earlier, interrupted run)
@@ -168,7 +161,7 @@ def _move_chunk(ctx: RunContext, name: str, vtable: sa.Table, columns: list[str]
         batch = verified[i:i + half]
         with ctx.store.begin() as conn:
             markers.unmark_rows(conn, name, table, rule.key, batch)
-            n = conn.execute(sa.delete(table).where(table.c[rule.key].in_(batch))).rowcount
+            n = conn.execute(sa.delete(table).where(key_in(table.c[rule.key], batch))).rowcount
             ledger.append(conn, ctx.run_id, name, "move_to_vault", n, ledger.keys_digest(ctx.ledger_key, batch))
         moved += n
         faults.checkpoint("vault.mid_delete")
