@@ -24,7 +24,7 @@ from pipelines.discovery import predicates
 from pipelines.frames import read_rows, write_back
 from pipelines.store import connect, key_in
 
-DEFAULT_CHUNK = int(os.environ.get("LETHE_CHUNK_SIZE", "5000"))  # rows per transaction
+DEFAULT_CHUNK = int(os.environ.get("LETHE_CHUNK_SIZE", "20000"))  # rows per transaction
 
 
 @dataclass
