@@ -100,6 +100,7 @@ def pending_subjects(ctx: RunContext, limit: int = 500) -> dict:
     entries, overdue, total = [], 0, 0
     with ctx.store.connect() as conn:
         rows = conn.execute(sa.select(deleted, p.held.label("held")).where(waiting).order_by(deleted)).all()
+    rows = sorted([*rows, *_vaulted_subjects(ctx)], key=lambda r: str(r[0]))
     for when, held in rows:
         total += 1
         stamp = _as_datetime(when)
@@ -114,6 +115,17 @@ def pending_subjects(ctx: RunContext, limit: int = 500) -> dict:
             entries.append({"deleted_on": stamp.date().isoformat(), "age_days": age, "overdue": is_overdue,
                             "reason": reason})
     return {"count": total, "overdue": overdue, "subjects": entries}
+
+
+def _vaulted_subjects(ctx: RunContext) -> list[tuple[object, bool]]:
+    """Deleted subjects whose row sits in the vault: still not erased, because a hold protects it."""
+    s = ctx.policy.subjects
+    vtable = existing_vault_table(ctx, s.table)
+    if vtable is None or s.deleted_at not in vtable.c:
+        return []
+    with ctx.vault.connect() as vconn:
+        stamps = vconn.execute(sa.select(vtable.c[s.deleted_at]).where(vtable.c[s.deleted_at].is_not(None))).scalars()
+        return [(stamp, True) for stamp in stamps]
 
 
 def _grace_days(ctx: RunContext) -> int:

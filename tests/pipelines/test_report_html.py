@@ -14,7 +14,6 @@ import stat
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 import yaml
 
@@ -294,8 +293,6 @@ def test_index_shows_a_deleted_account_held_past_a_month_as_overdue_held(tmp_pat
     assert "overdue: held" in page
 
 
-@pytest.mark.xfail(strict=True, reason="steps.pending_subjects looks only in the store; a held due account is "
-                                       "moved to the vault by a real run and drops out of the list")
 def test_index_after_a_real_run_still_shows_the_held_deleted_account_as_overdue(tmp_path):
     policy, store, vault = seeded_policy(tmp_path)
     report_dir = tmp_path / "reports"
