@@ -50,6 +50,28 @@ def _time_column(problems: list[str], path: str, table: sa.Table, col: str, dial
                     "a retention timestamp must be a date or timestamp column")
 
 
+def _null_into_not_null(op: Any, table: sa.Table, col: str, subject: str | None) -> str | None:
+    """A NOT NULL column must not be given an operator that can write NULL: the UPDATE would fail mid-run."""
+    column = table.c[col]
+    if column.nullable:
+        return None
+    kind = column_kind(column)
+    if op.name == "redact" and op.params.fill is None:
+        return (f"redact sets NULL but {table.name}.{col} is NOT NULL; "
+                'use {redact: {with: "[redacted]"}} (or another fill value of the column\'s type)')
+    may_null = {
+        "generalize_ip": "an invalid address becomes NULL",
+        "email_domain": "a value without a domain becomes NULL",
+        "generalize_date": "an unparseable date becomes NULL" if kind == "text" else None,
+        "shift_date": ("a row without a subject becomes NULL"
+                       if subject is not None and table.c[subject].nullable else None),
+    }.get(op.name)
+    if may_null:
+        return (f"{op.name} can write NULL ({may_null}) but {table.name}.{col} is NOT NULL; "
+                "make the column nullable or choose an operator that never writes NULL")
+    return None
+
+
 def check_operator(problems: list[str], path: str, spec: Any, column: sa.Column | None,
                    context: OperatorContext | None, is_key: bool = False):
     """Build one operator for one column, recording any problem; returns the operator or None."""
@@ -108,6 +130,9 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
                 continue
             op = check_operator(problems, cpath, spec, table.c[col], context, is_key=(col == rule.key))
             if op is not None:
+                null_problem = _null_into_not_null(op, table, col, rule.subject)
+                if null_problem:
+                    problems.append(f"{cpath}: {null_problem}")
                 if op.needs_subject and rule.subject is None:
                     problems.append(f"{cpath}: {op.name} shifts per subject and needs `subject:` on the table")
                 ops[col] = op

@@ -74,6 +74,9 @@ def seeded_store(store_url, pseudonym_key):
     ("      phone: {mask: {keep_last: 2}}", "      phone: {scramble: true}", "tables.accounts.columns.phone"),
     ("      created_at: {generalize_date: month}", "      amount: {generalize_ip: {ipv4_prefix: 24}}",
      "tables.orders.columns.amount: generalize_ip cannot be applied"),
+    # redact without a fill value on a NOT NULL column would fail mid-run: refused up front
+    ('      password_hash: {redact: {with: "[redacted]"}}', "      password_hash: redact",
+     "redact sets NULL but accounts.password_hash is NOT NULL"),
     ("from: ts}", "from: user_id}", "tables.access_logs.retain.from: column access_logs.user_id is of type"),
 ])
 def test_check_rejects_a_policy_that_does_not_fit_the_live_schema(seeded_store, tmp_path, old, new, message):
