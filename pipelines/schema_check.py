@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from anonymizers import OperatorContext, OperatorError, build_operator, parse_operator_spec
+from anonymizers import OperatorContext, OperatorError, build_operator, operator_class, parse_operator_spec
 from pipelines.holds import HOLD_COLUMNS
 from pipelines.policy import Policy
 from pipelines.store import column_kind
@@ -83,8 +83,8 @@ def check_operator(problems: list[str], path: str, spec: Any, column: sa.Column 
     if is_key and name != "keep":
         problems.append(f"{path}: the key column cannot be anonymized (Lethe finds rows by it); use keep")
         return None
-    if context is None:
-        return None
+    if context is None and operator_class(name).needs_key:
+        return None  # the key problem is reported on its own; keyless operators are still checked
     try:
         op = build_operator(spec, context)
     except OperatorError as exc:
