@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from pipelines import aggregates, ledger
 from pipelines.apply import apply_table, key_bounds
 from pipelines.context import RunContext
-from pipelines.discovery import count_due, deleted_subject_ids, predicates
+from pipelines.discovery import count_due, predicates
 from pipelines.holds import held_predicate
 from pipelines.timestamps import at_or_before
 from pipelines.vault import existing_vault_table, move_held, release
@@ -157,4 +157,4 @@ def ledger_state(ctx: RunContext) -> dict:
 
 
 __all__ = ["plan", "move_held_rows", "release_vault_rows", "partitions", "apply", "coarsen", "holds_summary",
-           "pending_subjects", "ledger_state", "deleted_subject_ids"]
+           "pending_subjects", "ledger_state"]
