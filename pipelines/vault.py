@@ -16,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
@@ -85,6 +86,9 @@ def ensure_vault_table(ctx: RunContext, name: str) -> sa.Table:
 def existing_vault_table(ctx: RunContext, name: str) -> sa.Table | None:
     if not ctx.has_vault():
         return None
+    url = sa.engine.make_url(ctx.vault_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        return None  # looking must not create an empty vault file (a dry run writes nothing)
     if not sa.inspect(ctx.vault).has_table(name):
         return None
     return sa.Table(name, sa.MetaData(), autoload_with=ctx.vault)
