@@ -34,13 +34,20 @@ STATUS_TEXT = {
     "error": ("Error", "The run stopped part-way. No row is lost or duplicated; the next run completes the work."),
 }
 
-# What each family of expectations promises, in a reviewer's words (the raw name is shown too).
+# What each check promises, in a reviewer's words (pipelines/verify.py lists the names); the raw name is shown too.
 EXPECTATION_TEXT = {
-    "retention": "No row of {0} is past its retention or grace period without being processed or held",
+    "retention": "No row of {t} whose retention has ended is left unprocessed (unless it is held)",
+    "erasure": "No row of {t} belonging to an account deleted past the grace period is left unprocessed "
+               "(unless it is held)",
+    "holds": "No due row of {t} under an active legal hold is left in the store: it is in the vault",
+    "form": "Anonymized values in {t}.{c} have the form their operator promises",
+    "form.no_email": "Anonymized values in {t}.{c} contain no email address",
+    "form.no_phone": "Anonymized values in {t}.{c} contain no phone number",
+    "form.no_ip": "Anonymized values in {t}.{c} contain no full IP address",
+    "vault": "Every vault row of {t} matches the checksum recorded when it was moved",
+    "aggregate.total": "The totals of {t} equal the rows folded into it, as the ledger records them",
+    "aggregate.min_group_size": "No group in {t} is smaller than the minimum group size",
     "ledger": "The ledger's hash chain is intact",
-    "form": "Anonymized values in {0} have the form their operators promise",
-    "vault": "Every vault row of {0} matches its checksum",
-    "aggregate": "Aggregate {0} equals the folds the ledger records, with no group below the minimum size",
 }
 
 
@@ -112,11 +119,18 @@ def _run_href(run_id: str) -> str:
 
 
 def _describe_expectation(name: str) -> str:
-    family, _, subject = name.partition(".")
-    text = EXPECTATION_TEXT.get(family)
+    """`retention.T`, `form.T.C[.no_email]`, `aggregate.A.total`, `ledger.chain` … as a sentence."""
+    family, _, rest = name.partition(".")
+    parts = rest.split(".") if rest else []
+    key = family
+    if family == "form" and len(parts) >= 3:
+        key = f"form.{parts[2]}"
+    elif family == "aggregate" and len(parts) >= 2:
+        key = f"aggregate.{parts[-1]}"
+    text = EXPECTATION_TEXT.get(key)
     if text is None:
         return name
-    return text.format(subject or "the store")
+    return text.format(t=parts[0] if parts else "the store", c=parts[1] if len(parts) > 1 else "")
 
 
 def _generated() -> str:
@@ -310,6 +324,7 @@ def _run_view(rep: dict) -> dict:
         {"name": str(e.get("name", "")), "text": _describe_expectation(str(e.get("name", ""))),
          "success": bool(e.get("success")), "unexpected_count": _int(e.get("unexpected_count"))}
         for e in rep.get("expectations") or [] if isinstance(e, dict)]
+    expectations.sort(key=lambda e: e["success"])  # failures first; otherwise the order the checks ran
     ledger = rep.get("ledger") or {}
     vault = rep.get("vault") or {}
     totals = {k: sum(t[k] for t in tables) for k in

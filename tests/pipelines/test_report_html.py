@@ -14,6 +14,7 @@ import stat
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 import yaml
 
@@ -280,22 +281,38 @@ def test_no_personal_value_appears_in_any_report_file(tmp_path):
         assert not leaked, f"{path.name} contains {len(leaked)} personal values"
 
 
-def test_index_shows_a_deleted_account_held_past_a_month_as_overdue_held(tmp_path):
-    # The seed places a subject-only hold on an account deleted long before AS_OF.
+def overdue_held(page: str) -> list[list[str]]:
+    overdue = [r for r in table_rows(page[page.index('id="overdue"'):]) if len(r) == 4 and r[2] == "Overdue"]
+    return [r for r in overdue if r[3] == "held"]
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["plan", "run"])
+def test_index_shows_a_deleted_account_held_past_a_month_as_overdue_held(tmp_path, dry_run):
+    # The seed places a subject-only hold on an account deleted long before AS_OF: a plan leaves it in
+    # the store, a real run moves it to the vault; either way it is still not erased.
     policy, store, vault = seeded_policy(tmp_path)
     report_dir = tmp_path / "reports"
-    run(policy, AS_OF, dry_run=True, report_dir=report_dir, store=store, vault=vault)
+    run(policy, AS_OF, dry_run=dry_run, report_dir=report_dir, store=store, vault=vault)
     page = (report_dir / "index.html").read_text()
-    overdue = [r for r in table_rows(page[page.index('id="overdue"'):]) if len(r) == 4 and r[2] == "Overdue"]
-    held = [r for r in overdue if r[3] == "held"]
+    held = overdue_held(page)
     assert len(held) == 1
     assert int(held[0][1].replace(",", "")) > 30
     assert "overdue: held" in page
 
 
-def test_index_after_a_real_run_still_shows_the_held_deleted_account_as_overdue(tmp_path):
-    policy, store, vault = seeded_policy(tmp_path)
-    report_dir = tmp_path / "reports"
-    run(policy, AS_OF, report_dir=report_dir, store=store, vault=vault)
-    page = (report_dir / "index.html").read_text()
-    assert "overdue: held" in page
+def test_checks_are_described_in_words_with_failures_first():
+    names = ["retention.orders", "form.accounts.email.no_ip", "aggregate.registration_stats.min_group_size",
+             "vault.orders", "ledger.chain", "something.new"]
+    rep = sample_report(status="failed", expectations=[
+        {"name": name, "success": name != "aggregate.registration_stats.min_group_size",
+         "unexpected_count": 0 if name != "aggregate.registration_stats.min_group_size" else 59}
+        for name in names])
+    page = report_html.render_run(rep)
+    checks = [r for r in table_rows(page[page.index('id="checks"'):]) if r and r[0] in names]
+    assert [r[0] for r in checks][0] == "aggregate.registration_stats.min_group_size"
+    described = {r[0]: r[1] for r in checks}
+    assert described["form.accounts.email.no_ip"] == "Anonymized values in accounts.email contain no full IP address"
+    assert described["aggregate.registration_stats.min_group_size"] == (
+        "No group in registration_stats is smaller than the minimum group size")
+    assert described["something.new"] == "something.new"  # an unknown check still shows its name
+    assert "59 problems found" in page[:page.index('id="summary"')]  # named in the banner at the top
