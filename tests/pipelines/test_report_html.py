@@ -316,3 +316,45 @@ def test_checks_are_described_in_words_with_failures_first():
         "No group in registration_stats is smaller than the minimum group size")
     assert described["something.new"] == "something.new"  # an unknown check still shows its name
     assert "59 problems found" in page[:page.index('id="summary"')]  # named in the banner at the top
+
+
+# -- the Airflow 3 plugin
+
+
+@pytest.fixture
+def plugin_client(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from pipelines import airflow_plugin
+
+    monkeypatch.setenv("LETHE_REPORT_DIR", str(tmp_path))
+    rep = sample_report()
+    report.write(rep, tmp_path)
+    (tmp_path.parent / "secret.txt").write_text("outside")
+    app = airflow_plugin.create_app()
+    return app, TestClient(app), rep
+
+
+def test_plugin_serves_reports_only_to_authenticated_airflow_users(plugin_client):
+    app, client, rep = plugin_client
+    assert client.get("/").status_code == 401
+    app.dependency_overrides[app.router.dependencies[0].dependency] = lambda: None  # a logged-in user
+    index = client.get("/")
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    assert f'href="{rep["run_id"]}.html"' in index.text
+    assert client.get(f"/{rep['run_id']}.html").status_code == 200
+    assert client.get(f"/{rep['run_id']}.json").json()["run_id"] == rep["run_id"]
+    for name in ("/..%2Fsecret.txt", "/../secret.txt", "/.index.html", "/missing.html", "/index.html.tmp"):
+        assert client.get(name).status_code == 404, name
+
+
+def test_plugin_declares_a_browse_menu_view_onto_the_index():
+    from airflow.api_fastapi.core_api.datamodels.plugins import ExternalViewResponse
+
+    from pipelines.airflow_plugin import URL_PREFIX, LethePlugin
+
+    LethePlugin.validate()
+    (view,) = LethePlugin.external_views
+    parsed = ExternalViewResponse(**view)
+    assert parsed.href == f"{URL_PREFIX}/" and parsed.destination == "nav" and parsed.category == "browse"
+    assert LethePlugin.fastapi_apps[0]["url_prefix"] == URL_PREFIX
