@@ -26,6 +26,8 @@ DAG_ID = "lethe_e2e"
 # A month of daily runs takes ~15 minutes on a 2-CPU machine (each run is ~11 tasks in sequence); the
 # suite's budget allows a few days. Set LETHE_E2E_FROM=2026-06-01 for the month.
 FROM = os.environ.get("LETHE_E2E_FROM", "2026-06-28")
+# The last run of a serialised backfill waits for all the others: bound the wait by the window's length.
+LOCK_WAIT = max(900, 90 * ((dt.date.fromisoformat(SEED_AS_OF) - dt.date.fromisoformat(FROM)).days + 1))
 TABLES = ["accounts", "access_logs", "orders", "marketing_profiles", "registration_stats"]
 
 
@@ -116,7 +118,8 @@ def test_backfills_serialise_on_the_store_and_leave_it_as_one_run_would(pg, tmp_
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5", AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
         # no scheduled run for "today" when the DAG is unpaused: only the backfills act on the store
         AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
-        LETHE_LOCK_POKE_SECONDS="3", PYTHONUNBUFFERED="1", LETHE_LOCK_WAIT_SECONDS="900", LETHE_APPLY_PARTITIONS="2",
+        LETHE_LOCK_POKE_SECONDS="3", PYTHONUNBUFFERED="1", LETHE_LOCK_WAIT_SECONDS=str(LOCK_WAIT),
+        LETHE_APPLY_PARTITIONS="2",
     )
     seed(store, env)
     seed(twin, env)
