@@ -143,6 +143,13 @@ class Operator:
         """A regex every anonymized value of this kind matches, or None when the operator promises no form."""
         return None
 
+    def writes_null(self, kind: str, subject_nullable: bool = True) -> str | None:
+        """How this operator may turn a non-NULL value into NULL on a column of this kind ("sets NULL",
+        "writes NULL for …"), or None when it never does; the engine refuses such an operator on a
+        NOT NULL column before any data is touched.
+        """
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.params!r}>"
 

@@ -60,5 +60,8 @@ class EmailDomain(Operator):
             return sa.type_coerce(sa.case((ok, sa.func.lower(domain)), else_=sa.null()), sa.String)
         return None
 
+    def writes_null(self, kind: str, subject_nullable: bool = True) -> str | None:
+        return "writes NULL for a value without a domain"
+
     def form_regex(self, kind: str = "text") -> str:
         return DOMAIN_REGEX.replace("A-Za-z", "a-z")

@@ -50,6 +50,9 @@ class GeneralizeDate(Operator):
     kinds = frozenset({"date", "datetime", "text"})
     idempotent = True
 
+    def writes_null(self, kind: str, subject_nullable: bool = True) -> str | None:
+        return "writes NULL for an unparseable date" if kind == "text" else None
+
     def apply(self, series: pd.Series, subjects: pd.Series | None = None) -> pd.Series:
         unit = self.params.unit
         if pd.api.types.is_datetime64_any_dtype(series.dtype):

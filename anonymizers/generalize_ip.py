@@ -91,5 +91,8 @@ class GeneralizeIp(Operator):
         )
         return sa.type_coerce(expr, sa.String)
 
+    def writes_null(self, kind: str, subject_nullable: bool = True) -> str | None:
+        return "writes NULL for an invalid address"
+
     def form_regex(self, kind: str = "text") -> str:
         return rf"^(?:{_V4}/{self.params.ipv4_prefix}|(?:{_V6})/{self.params.ipv6_prefix})$"

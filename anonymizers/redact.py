@@ -49,6 +49,11 @@ class Redact(Operator):
             return sa.null()
         return sa.literal(self.params.fill)
 
+    def writes_null(self, kind: str, subject_nullable: bool = True) -> str | None:
+        if self.params.fill is None:
+            return "sets NULL"
+        return None
+
     def form_regex(self, kind: str = "text") -> str | None:
         if isinstance(self.params.fill, str):
             return f"^{re.escape(self.params.fill)}$"

@@ -36,6 +36,9 @@ class ShiftDate(Operator):
     shorthand = "max_days"
     kinds = frozenset({"date", "datetime"})
     needs_subject = True
+
+    def writes_null(self, kind: str, subject_nullable: bool = True) -> str | None:
+        return "writes NULL for a row without a subject" if subject_nullable else None
     needs_key = True
 
     def _setup(self) -> None:

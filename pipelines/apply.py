@@ -80,7 +80,7 @@ def anonymize_rows(conn: Connection, ctx: RunContext, name: str, keys: Sequence[
     write_back(conn, table, rule.key, keys, new_values)
 
 
-def _fold_targets(ctx: RunContext, name: str) -> list[tuple[str, Any, sa.Table, dict]]:
+def fold_targets(ctx: RunContext, name: str) -> list[tuple[str, Any, sa.Table, dict]]:
     """Aggregates folded from this table, with their tables (created if absent) and operators."""
     op_ctx = OperatorContext(key=ctx.key, key_id=ctx.policy.pseudonymization.key_id)
     out = []
@@ -164,7 +164,7 @@ def apply_table(ctx: RunContext, name: str, *, key_range: tuple[object, object] 
         if hi is not None:
             cond.append(key <= hi)
     ops = split_operators(ctx, name, pushdown)
-    folds = _fold_targets(ctx, name)
+    folds = fold_targets(ctx, name)
     total = TableCounts()
     query = sa.select(key, p.action()).where(*cond).order_by(key)
     for n, chunk in enumerate(due_chunks(ctx, query, key, chunk_size), start=1):

@@ -55,21 +55,13 @@ def _null_into_not_null(op: Any, table: sa.Table, col: str, subject: str | None)
     column = table.c[col]
     if column.nullable:
         return None
-    kind = column_kind(column)
-    if op.name == "redact" and op.params.fill is None:
-        return (f"redact sets NULL but {table.name}.{col} is NOT NULL; "
-                'use {redact: {with: "[redacted]"}} (or another fill value of the column\'s type)')
-    may_null = {
-        "generalize_ip": "an invalid address becomes NULL",
-        "email_domain": "a value without a domain becomes NULL",
-        "generalize_date": "an unparseable date becomes NULL" if kind == "text" else None,
-        "shift_date": ("a row without a subject becomes NULL"
-                       if subject is not None and table.c[subject].nullable else None),
-    }.get(op.name)
-    if may_null:
-        return (f"{op.name} can write NULL ({may_null}) but {table.name}.{col} is NOT NULL; "
-                "make the column nullable or choose an operator that never writes NULL")
-    return None
+    subject_nullable = subject is None or table.c[subject].nullable
+    reason = op.writes_null(column_kind(column), subject_nullable)
+    if reason is None:
+        return None
+    return (f"{op.name} {reason} but {table.name}.{col} is NOT NULL; give a fill value "
+            '({redact: {with: "[redacted]"}}), make the column nullable, or choose an operator that '
+            "never writes NULL")
 
 
 def check_operator(problems: list[str], path: str, spec: Any, column: sa.Column | None,

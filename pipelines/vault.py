@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipelines import aggregates, faults, ledger, markers
-from pipelines.apply import DEFAULT_CHUNK, _fold_targets, due_chunks
+from pipelines.apply import DEFAULT_CHUNK, due_chunks, fold_targets
 from pipelines.context import RunContext
 from pipelines.discovery import predicates
 from pipelines.frames import to_python
@@ -189,7 +189,7 @@ def release(ctx: RunContext, name: str, chunk_size: int = DEFAULT_CHUNK) -> Vaul
             sa.select(vtable).where(sa.not_(held)).order_by(vtable.c[rule.key])).mappings()]
     markers.ensure(ctx.store)
     ledger.ensure(ctx.store)
-    folds = _fold_targets(ctx, name)
+    folds = fold_targets(ctx, name)
     for i in range(0, len(rows), chunk_size):
         chunk = rows[i:i + chunk_size]
         e, r = _release_chunk(ctx, name, vtable, chunk, folds, counts.folded)
