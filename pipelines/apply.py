@@ -1,10 +1,12 @@
 """Erase or anonymize the due rows of one table, chunk by chunk, each chunk one transaction.
 
-Due keys stream from a read snapshot in key order (memory bounded by the chunk size). Per chunk:
-fold aggregates, then erase (one DELETE) and anonymize (one UPDATE with the operators' SQL forms,
-plus a bulk write-back for operators that only run in pandas), mark anonymized keys and append the
-ledger entries, then commit. A killed run leaves each chunk done or untouched; the next run's
-discovery finds exactly what is left.
+A chunk is a key range holding up to `chunk_size` due rows, found with one short read by the key's
+index. Per chunk: one UPDATE with the operators' SQL forms (marking the rows anonymized) and one
+DELETE, each restricted to the range and the due predicate, their changed keys digested for the
+ledger by the database, then commit. So a run costs what its due rows cost, set-based like
+hand-written SQL, with memory independent of the table's size. Chunks that fold aggregates or run
+pandas-only operators read their keys first and work by key list (see `needs_keys`). A killed run
+leaves each chunk done or untouched; the next run's discovery finds exactly what is left.
 """
 
 from __future__ import annotations
@@ -91,37 +93,93 @@ def fold_targets(ctx: RunContext, name: str) -> list[tuple[str, Any, sa.Table, d
     return out
 
 
-def process_chunk(ctx: RunContext, name: str, chunk: Sequence[tuple[object, str]], ops: tuple[dict, dict],
-                  folds: list) -> TableCounts:
-    """One transaction: fold, erase, anonymize, mark, ledger."""
+def changed_rows(conn: Connection, ctx: RunContext, name: str, dml: sa.Update | sa.Delete, *,
+                 mark: bool) -> tuple[int, str]:
+    """Run one UPDATE or DELETE on table `name`; return how many rows it changed and their keys' ledger
+    digest, marking them anonymized when `mark`.
+
+    On PostgreSQL this is one statement: RETURNING feeds a CTE that the server digests (and marks
+    from), so no key travels to Lethe. SQLite returns the keys, which are digested (and marked) here;
+    it is in-process, so that costs no round trip.
+    """
     rule, table = ctx.policy.tables[name], ctx.tables[name]
-    erase = [k for k, action in chunk if action == "erase"]
-    anonymize = [k for k, action in chunk if action == "anonymize"]
+    key = table.c[rule.key]
+    if ctx.dialect == "postgresql":
+        done = dml.returning(key).cte("lethe_done")
+        query = sa.select(sa.func.count(), ledger.keys_digest_sql(ctx.ledger_key, done.c[rule.key]))
+        if mark:
+            query = query.add_cte(markers.mark_from(name, done.c[rule.key], ctx.run_id).cte("lethe_marked"))
+        count, digest = conn.execute(query).one()
+        return int(count), digest
+    keys = conn.execute(dml.returning(key)).scalars().all()
+    if mark:
+        markers.mark_rows(conn, name, table, rule.key, keys, ctx.run_id)
+    return len(keys), ledger.keys_digest(ctx.ledger_key, keys)
+
+
+def needs_keys(ctx: RunContext, name: str, ops: tuple[dict, dict], folds: list) -> bool:
+    """Whether a chunk must read its keys into Lethe: to fold aggregates from exactly the rows it then
+    changes, or to anonymize columns in pandas. Otherwise a chunk is set-based statements only.
+    """
+    in_sql, in_pandas = ops
+    return bool(folds or in_pandas or (ctx.policy.tables[name].anonymizes and not in_sql))
+
+
+def process_chunk(ctx: RunContext, name: str, where: sa.ColumnElement[bool], ops: tuple[dict, dict],
+                  folds: list) -> TableCounts:
+    """One transaction over the due rows matching `where` (a key range, unheld): fold, anonymize, mark,
+    erase, ledger.
+    """
+    rule, table = ctx.policy.tables[name], ctx.tables[name]
+    p = predicates(ctx, name)
+    key = table.c[rule.key]
     counts = TableCounts()
     with ctx.store.begin() as conn:
-        if folds:
-            ledger.serialize(conn)  # aggregate upserts from parallel partitions must not interleave
-            marked = markers.marked_keys(conn, name, table, rule.key, erase)
-            to_fold = anonymize + [k for k in erase if k not in marked]
-            for agg_name, agg, agg_table, agg_ops in folds:
-                frame = aggregates.dimension_frame(conn, table, rule.key, to_fold, agg, agg_ops)
-                n = aggregates.fold(conn, agg_table, frame)
-                if n:
-                    ledger.append(conn, ctx.run_id, agg_name, "fold", n, ledger.keys_digest(ctx.ledger_key, to_fold))
-                    counts.folded[agg_name] = n
-        if anonymize:
-            anonymize_rows(conn, ctx, name, anonymize, *ops)
-            markers.mark_rows(conn, name, table, rule.key, anonymize, ctx.run_id)
-            ledger.append(conn, ctx.run_id, name, "anonymize", len(anonymize),
-                          ledger.keys_digest(ctx.ledger_key, anonymize))
-            counts.anonymized = len(anonymize)
-        if erase:
+        if needs_keys(ctx, name, ops, folds):
+            rows = conn.execute(sa.select(key, p.action()).where(where, p.due)).all()
+            erase = [k for k, action in rows if action == "erase"]
+            anonymize = [k for k, action in rows if action == "anonymize"]
+            if folds:
+                counts.folded = fold_chunk(conn, ctx, name, folds, erase, anonymize)
+            if anonymize:
+                anonymize_rows(conn, ctx, name, anonymize, *ops)
+                markers.mark_rows(conn, name, table, rule.key, anonymize, ctx.run_id)
+                ledger.append(conn, ctx.run_id, name, "anonymize", len(anonymize),
+                              ledger.keys_digest(ctx.ledger_key, anonymize))
+                counts.anonymized = len(anonymize)
+            erase_where = key_in(key, erase) if erase else None
+        else:
+            if rule.anonymizes:
+                update = sa.update(table).where(where, p.anonymize).values(ops[0])
+                counts.anonymized, digest = changed_rows(conn, ctx, name, update, mark=True)
+                if counts.anonymized:
+                    ledger.append(conn, ctx.run_id, name, "anonymize", counts.anonymized, digest)
+            erase_where = sa.and_(where, p.erase)
+        if erase_where is not None and "erase" in (rule.when_expired, rule.when_subject_deleted):
             if rule.anonymizes:  # only a table that anonymizes can hold markers to forget
-                markers.unmark_rows(conn, name, table, rule.key, erase)
-            deleted = conn.execute(sa.delete(table).where(key_in(table.c[rule.key], erase))).rowcount
-            ledger.append(conn, ctx.run_id, name, "erase", deleted, ledger.keys_digest(ctx.ledger_key, erase))
-            counts.erased = deleted
+                markers.unmark_where(conn, name, table, rule.key, erase_where)
+            counts.erased, digest = changed_rows(conn, ctx, name, sa.delete(table).where(erase_where), mark=False)
+            if counts.erased:
+                ledger.append(conn, ctx.run_id, name, "erase", counts.erased, digest)
     return counts
+
+
+def fold_chunk(conn: Connection, ctx: RunContext, name: str, folds: list, erase: list, anonymize: list) -> dict:
+    """Fold the chunk's rows into the aggregates before they change: anonymized rows, and erased rows
+    that were not already folded when they were anonymized (a row is folded exactly once).
+    """
+    rule, table = ctx.policy.tables[name], ctx.tables[name]
+    ledger.serialize(conn)  # aggregate upserts from parallel partitions must not interleave
+    marked = markers.marked_keys(conn, name, table, rule.key, erase)
+    to_fold = anonymize + [k for k in erase if k not in marked]
+    folded = {}
+    for agg_name, agg, agg_table, agg_ops in folds:
+        frame = aggregates.dimension_frame(conn, table, rule.key, to_fold, agg, agg_ops)
+        n = aggregates.fold(conn, agg_table, frame)
+        if n:
+            ledger.append(conn, ctx.run_id, agg_name, "fold", n, ledger.keys_digest(ctx.ledger_key, to_fold))
+            folded[agg_name] = n
+    return folded
 
 
 def key_bounds(ctx: RunContext, name: str, partitions: int) -> list[tuple[object, object]]:
@@ -156,19 +214,18 @@ def apply_table(ctx: RunContext, name: str, *, key_range: tuple[object, object] 
     ledger.ensure(ctx.store)
     p = predicates(ctx, name)
     key = table.c[rule.key]
-    cond = [p.due, sa.not_(p.held)]
+    scope = [sa.not_(p.held)]
     if key_range is not None:
         lo, hi = key_range
         if lo is not None:
-            cond.append(key > lo)
+            scope.append(key > lo)
         if hi is not None:
-            cond.append(key <= hi)
+            scope.append(key <= hi)
     ops = split_operators(ctx, name, pushdown)
     folds = fold_targets(ctx, name)
     total = TableCounts()
-    query = sa.select(key, p.action()).where(*cond).order_by(key)
-    for n, chunk in enumerate(due_chunks(ctx, query, key, chunk_size), start=1):
-        total.add(process_chunk(ctx, name, chunk, ops, folds))
+    for n, in_range in enumerate(chunk_ranges(ctx, key, sa.and_(p.due, *scope), chunk_size), start=1):
+        total.add(process_chunk(ctx, name, sa.and_(in_range, *scope), ops, folds))
         faults.checkpoint("apply.chunk")
         faults.checkpoint(f"apply.chunk.{name}")
         if n % 20 == 0:
@@ -179,6 +236,29 @@ def apply_table(ctx: RunContext, name: str, *, key_range: tuple[object, object] 
         with ctx.store.begin() as conn:
             conn.execute(sa.text("ANALYZE lethe_anonymized"))
     return total
+
+
+def chunk_ranges(ctx: RunContext, key: sa.Column, due: sa.ColumnElement[bool],
+                 chunk_size: int) -> Iterator[sa.ColumnElement[bool]]:
+    """Consecutive key ranges `lo < key <= hi`, each holding `chunk_size` rows matching `due` when found.
+
+    Each bound is one short read (the `chunk_size`-th due key after the last bound, by the key's
+    index), so no snapshot outlives a chunk and no key list travels to Lethe; the chunk's statements
+    re-evaluate the due predicate inside the range, so rows that became due meanwhile are not missed
+    and rows already done are not touched twice. The last range is open-ended.
+    """
+    lo = None
+    while True:
+        after = [key > lo] if lo is not None else []
+        with ctx.store.connect() as conn:
+            hi = conn.execute(sa.select(key).where(due, *after).order_by(key).offset(chunk_size - 1).limit(1)).scalar()
+            if hi is None and conn.execute(sa.select(key).where(due, *after).limit(1)).first() is None:
+                return
+        if hi is None:
+            yield sa.and_(sa.true(), *after)
+            return
+        yield sa.and_(*after, key <= hi)
+        lo = hi
 
 
 def due_chunks(ctx: RunContext, query: sa.Select, key: sa.Column, chunk_size: int) -> Iterator[list[tuple]]:

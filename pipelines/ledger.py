@@ -48,6 +48,30 @@ def keys_digest(ledger_key: bytes, keys: Iterable[object]) -> str:
     return mac.hexdigest()
 
 
+def keys_digest_sql(ledger_key: bytes, keys: sa.ColumnElement) -> sa.ColumnElement[str]:
+    """`keys_digest` as a PostgreSQL aggregate over `keys`, so a chunk's keys never travel to Lethe.
+
+    The same bytes as the Python form: every key as UTF-8 text followed by a NUL, in code-point order
+    (COLLATE "C" compares bytes, and UTF-8 byte order is code-point order), under HMAC-SHA256 spelled
+    out with the built-in sha256() (no extension needed): sha256(K^opad || sha256(K^ipad || message)).
+    """
+    from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+    block = ledger_key if len(ledger_key) <= 64 else hashlib.sha256(ledger_key).digest()
+    block = block.ljust(64, b"\x00")
+    ipad, opad = bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
+    text = sa.cast(keys, sa.Text)
+    blob = sa.func.convert_to(text, "UTF8", type_=sa.LargeBinary)
+    message = sa.func.coalesce(
+        sa.func.string_agg(blob.op("||")(sa.literal(b"\x00", sa.LargeBinary)),
+                           aggregate_order_by(sa.literal(b"", sa.LargeBinary), text.collate("C")),
+                           type_=sa.LargeBinary),
+        sa.literal(b"", sa.LargeBinary))
+    inner = sa.func.sha256(sa.literal(ipad, sa.LargeBinary).op("||")(message), type_=sa.LargeBinary)
+    outer = sa.func.sha256(sa.literal(opad, sa.LargeBinary).op("||")(inner), type_=sa.LargeBinary)
+    return sa.func.encode(outer, "hex", type_=sa.String)
+
+
 def _entry_hash(prev_hash: str, fields: dict) -> str:
     body = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()

@@ -57,13 +57,19 @@ def mark_rows(conn: Connection, table_name: str, table: sa.Table, key: str, keys
             .where(key_in(col, keys))))
 
 
-def unmark_rows(conn: Connection, table_name: str, table: sa.Table, key: str, keys: Sequence[object]) -> None:
-    """Forget the markers of rows about to be erased or moved (call before deleting them)."""
-    if keys:
-        col = table.c[key]
-        conn.execute(ANONYMIZED.delete().where(
-            ANONYMIZED.c.table_name == table_name,
-            ANONYMIZED.c.row_key.in_(sa.select(key_text(col)).where(key_in(col, keys)).scalar_subquery())))
+def mark_from(table_name: str, keys: sa.ColumnElement, run_id: str) -> sa.Insert:
+    """Record as anonymized the keys of a CTE (an UPDATE ... RETURNING): PostgreSQL marks in the same statement."""
+    return ANONYMIZED.insert().from_select(
+        ["table_name", "row_key", "run_id"],
+        sa.select(sa.literal(table_name, sa.String), key_text(keys), sa.literal(run_id, sa.String)))
+
+
+def unmark_where(conn: Connection, table_name: str, table: sa.Table, key: str,
+                 where: sa.ColumnElement[bool]) -> None:
+    """Forget the markers of the rows matching `where`, about to be erased or moved (call before deleting)."""
+    conn.execute(ANONYMIZED.delete().where(
+        ANONYMIZED.c.table_name == table_name,
+        ANONYMIZED.c.row_key.in_(sa.select(key_text(table.c[key])).where(where).scalar_subquery())))
 
 
 def mark(conn: Connection, table_name: str, keys: Sequence[object], run_id: str) -> None:

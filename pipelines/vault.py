@@ -164,7 +164,7 @@ def _move_chunk(ctx: RunContext, name: str, vtable: sa.Table, columns: list[str]
     for i in range(0, len(verified), half):
         batch = verified[i:i + half]
         with ctx.store.begin() as conn:
-            markers.unmark_rows(conn, name, table, rule.key, batch)
+            markers.unmark_where(conn, name, table, rule.key, key_in(table.c[rule.key], batch))
             n = conn.execute(sa.delete(table).where(key_in(table.c[rule.key], batch))).rowcount
             ledger.append(conn, ctx.run_id, name, "move_to_vault", n, ledger.keys_digest(ctx.ledger_key, batch))
         moved += n
