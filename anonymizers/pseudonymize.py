@@ -11,7 +11,9 @@ tokens cannot be recomputed from a dictionary of candidate inputs, unlike a plai
 from __future__ import annotations
 
 import base64
+import codecs
 import re
+from itertools import compress, repeat
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,7 @@ from anonymizers.base import (
     Operator,
     OperatorError,
     as_text,
+    dedupe_pays,
     dialect_name,
     integral_series,
     key_param,
@@ -37,6 +40,22 @@ TOKEN_CHARS = TOKEN_BYTES * 4 // 3
 TOKEN_REGEX = rf"^{TOKEN_VERSION}\.{KEY_ID_PATTERN}\.[A-Za-z0-9_-]{{{TOKEN_CHARS}}}$"
 _TOKEN = re.compile(TOKEN_REGEX)
 _TOKEN_START = TOKEN_VERSION + "."
+# Values are tokenized this many at a time: each step's buffers then stay in the CPU caches (measured on
+# one core: 1.10M values/s for a whole 1M column at once, 1.41-1.45M/s in chunks of 512 to 8,192).
+_CHUNK = 4096
+
+
+def _existing_tokens(values: list[str]) -> set[int]:
+    """Positions of the values that already are tokens (of any key)."""
+    if _TOKEN_START not in "\0".join(values):  # no value even contains the prefix: the common case, one scan
+        return set()
+    starts = compress(range(len(values)), map(str.startswith, values, repeat(_TOKEN_START)))
+    return {i for i in starts if _TOKEN.fullmatch(values[i])}
+
+
+def _decimal(values: list[int]) -> list[bytes]:
+    """The decimal text of each integer, as the HMAC message of an integer pseudonym."""
+    return list(map(b"%d".__mod__, values))
 
 
 def is_token(value: object) -> bool:
@@ -53,6 +72,7 @@ class Pseudonymize(Operator):
     def _setup(self) -> None:
         self._key, key_id = self.ctx.require_key(self.name)
         self._prefix = f"{TOKEN_VERSION}.{key_id}."
+        self._prefix_bytes = np.frombuffer(self._prefix.encode("ascii"), dtype=np.uint8)
         self._hmac = Hmac(self._key)
 
     def is_idempotent(self, kind: str) -> bool:
@@ -60,20 +80,60 @@ class Pseudonymize(Operator):
 
     def tokens(self, values: list[str]) -> list[str]:
         """Tokens for a list of strings; values that already are tokens are returned unchanged."""
+        if len(values) <= _CHUNK:
+            return self._tokens(values)
+        out: list[str] = []
+        for start in range(0, len(values), _CHUNK):
+            out += self._tokens(values[start:start + _CHUNK])
+        return out
+
+    def _tokens(self, values: list[str]) -> list[str]:
+        existing = _existing_tokens(values)
+        if not existing:
+            return self._new_tokens(values)
+        out = list(values)
+        todo = [i for i in range(len(values)) if i not in existing]
+        for i, token in zip(todo, self._new_tokens([values[i] for i in todo]), strict=True):
+            out[i] = token
+        return out
+
+    def _new_tokens(self, values: list[str]) -> list[str]:
         n = len(values)
         if not n:
             return []
-        blob = np.frombuffer(self._hmac.digests(values), dtype=np.uint8).reshape(n, 32)[:, :TOKEN_BYTES]
-        encoded = base64.urlsafe_b64encode(blob.tobytes()).decode("ascii")
-        prefix = self._prefix
-        out = [prefix + encoded[i:i + TOKEN_CHARS] for i in range(0, n * TOKEN_CHARS, TOKEN_CHARS)]
-        for i, v in enumerate(values):
-            if v.startswith(_TOKEN_START) and _TOKEN.fullmatch(v):
-                out[i] = v
+        digests = np.frombuffer(self._hmac.digests(values), dtype=np.uint8).reshape(n, 32)[:, :TOKEN_BYTES]
+        # One base64 call for the whole column: 30 bytes encode to exactly 40 characters, so no value's
+        # characters straddle another's. Each row is then laid out as prefix + 40 characters + newline and
+        # the buffer is decoded once and split at C level, making each token's str in one step.
+        encoded = np.frombuffer(base64.urlsafe_b64encode(digests.tobytes()), dtype=np.uint8)
+        rows = np.empty((n, len(self._prefix_bytes) + TOKEN_CHARS + 1), dtype=np.uint8)
+        rows[:, :len(self._prefix_bytes)] = self._prefix_bytes
+        rows[:, len(self._prefix_bytes):-1] = encoded.reshape(n, TOKEN_CHARS)
+        rows[:, -1] = ord("\n")
+        out = codecs.ascii_decode(rows)[0].split("\n")
+        out.pop()  # after the last newline
         return out
 
     def integers(self, values: list[int]) -> list[int]:
-        return self._hmac.int63([str(int(v)) for v in values]).tolist()
+        return self._int63([int(v) for v in values]).tolist()
+
+    def _int63(self, values: list[int]) -> np.ndarray:
+        parts = [self._hmac.int63_of(_decimal(values[start:start + _CHUNK]))
+                 for start in range(0, len(values), _CHUNK)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def _pseudonymize_integers(self, ints: pd.Series) -> pd.Series:
+        missing = ints.isna().to_numpy()
+        data = ints.to_numpy(dtype=np.int64, na_value=0)
+        present = data[~missing] if missing.any() else data
+        if dedupe_pays(ints):
+            codes, uniques = pd.factorize(present)
+            pseudonyms = self._int63(uniques.tolist())[codes]
+        else:
+            pseudonyms = self._int63(present.tolist())
+        out = np.zeros(len(data), dtype=np.int64)
+        out[~missing] = pseudonyms
+        return pd.Series(pd.arrays.IntegerArray(out, missing), index=ints.index, name=ints.name)
 
     def apply(self, series: pd.Series, subjects: pd.Series | None = None) -> pd.Series:
         if pd.api.types.is_bool_dtype(series.dtype):
@@ -81,7 +141,7 @@ class Pseudonymize(Operator):
         if not isinstance(series.dtype, pd.StringDtype):
             ints = integral_series(series)
             if ints is not None:
-                return map_values(ints, self.integers, dtype="Int64")
+                return self._pseudonymize_integers(ints)
         return map_values(as_text(series), self.tokens)
 
     def sql(self, column: ColumnElement, dialect, subject=None) -> ColumnElement | None:
