@@ -135,3 +135,17 @@ def test_integer_pseudonyms_are_the_stdlib_hmac_sha256_of_the_decimal_text(pseud
     out = pseudonymize.apply(pd.Series(values, dtype="int64")).tolist()
     assert out == [int.from_bytes(hmac.digest(KEY, str(v).encode(), "sha256")[:8], "big") & (2**63 - 1)
                    for v in values]
+
+
+def test_existing_tokens_anywhere_in_a_long_column_pass_through(pseudonymize):
+    foreign = "lt1.old.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    values: list = [f"v{i}" for i in range(10_000)]
+    for i in (0, 4095, 4096, 8191, 9999):  # at chunk edges (4,096 values a chunk) and the ends
+        values[i] = foreign
+    values[17] = "lt1.pin.not-a-token"  # starts like one, but is pseudonymized
+    values[5000] = None
+    out = pseudonymize.apply(pd.Series(values, dtype="str")).tolist()
+    expected = [None if v is None else v if v == foreign else
+                "lt1.pin." + base64.urlsafe_b64encode(hmac.digest(KEY, v.encode(), "sha256")[:30]).decode()
+                for v in values]
+    assert [None if pd.isna(t) else t for t in out] == expected
