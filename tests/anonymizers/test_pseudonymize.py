@@ -84,3 +84,14 @@ def test_postgres_sql_binds_the_key_and_never_inlines_it(pg_engine, ctx):
 
 def test_form_regex_is_the_token_pattern(op):
     assert op("pseudonymize").form_regex() == TOKEN_REGEX
+
+
+@pytest.mark.parametrize(("column_type", "values"), [
+    # longer than one 4,096-value chunk of the Python path, with NULLs, unicode and an existing token
+    (sa.Text, [None if i % 997 == 0 else "lt1.k2026.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" if i == 4096
+               else f"ü{i}@example.com" for i in range(9000)]),
+    (sa.BigInteger, [None if i % 997 == 0 else (i - 4500) * 1_000_000_007 for i in range(9000)]),
+])
+def test_pseudonymize_sql_equals_python_across_chunks(pg_engine, op, column_type, values):
+    sql, python = sql_and_python(pg_engine, op("pseudonymize"), values, column_type)
+    assert sql == python
