@@ -26,7 +26,7 @@ KEY_ID_PATTERN = r"[A-Za-z0-9_-]{1,16}"
 _KEY_ID = re.compile(KEY_ID_PATTERN)
 MAX_INT63 = (1 << 63) - 1
 
-# Beyond this share of distinct values in a sample, deduplicating costs more than it saves.
+# Beyond this share of distinct values in a column, deduplicating costs more than it saves.
 _DEDUPE_SAMPLE = 4096
 _DEDUPE_MAX_DISTINCT_SHARE = 0.5
 
@@ -166,11 +166,22 @@ def as_text(series: pd.Series) -> pd.Series:
 
 
 def dedupe_pays(series: pd.Series) -> bool:
-    """Whether a column repeats values often enough that computing once per distinct value is faster."""
-    if len(series) <= 2 * _DEDUPE_SAMPLE:
+    """Whether a column repeats values often enough that computing once per distinct value is faster.
+
+    The number of distinct values is estimated from a random sample (fixed seed, so the decision is the same
+    for the same column) with Chao1: the values seen plus f1**2 / 2 f2 unseen ones, f1 and f2 being how many
+    were seen once and twice. A sample's own distinct share says little: 4,096 values drawn from a million in
+    which each of 10,000 values repeats 100 times are still 82% distinct.
+    """
+    n = len(series)
+    if n <= 2 * _DEDUPE_SAMPLE:
         return False
-    sample = series.iloc[:_DEDUPE_SAMPLE]
-    return sample.nunique(dropna=True) / len(sample) <= _DEDUPE_MAX_DISTINCT_SHARE
+    positions = np.random.default_rng(0).choice(n, _DEDUPE_SAMPLE, replace=False)
+    counts = series.iloc[positions].value_counts(dropna=True).to_numpy()
+    once, twice = int((counts == 1).sum()), int((counts == 2).sum())
+    distinct = len(counts) + once * (once - 1) / (2 * (twice + 1))
+    present = n * counts.sum() / _DEDUPE_SAMPLE  # NULLs are never computed either way
+    return distinct <= present * _DEDUPE_MAX_DISTINCT_SHARE
 
 
 def map_values(series: pd.Series, fn: Callable[[list], list], dtype: Any = "str") -> pd.Series:

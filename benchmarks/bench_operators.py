@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python benchmarks/bench_operators.py [--n 1000000] [--only pseudonymize,mask] [--repeat 3]
 Values are all distinct (the worst case: no deduplication help) unless the column is naturally
-low-cardinality (dates, numbers). Pin to one core with `taskset -c 0` for stable numbers.
+low-cardinality (dates, numbers); "pseudonymize text x100" repeats each of n/100 values 100 times.
+Pin to one core with `taskset -c 0` for stable numbers.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def main() -> None:
     ages = pd.Series(rng.integers(0, 100, n))
     stamps = pd.Series(pd.to_datetime(rng.integers(1.5e9, 1.8e9, n), unit="s"))
     subjects = pd.Series(rng.integers(0, n // 10, n))
-    email_list, phone_list, ip_list = emails.tolist(), phones.tolist(), ips.tolist()
+    repeated = pd.Series([f"user{i % max(n // 100, 1)}@mail.example.com" for i in range(n)], dtype="str")
+    email_list, phone_list, ip_list, repeated_list = emails.tolist(), phones.tolist(), ips.tolist(), repeated.tolist()
 
     def rpartition_lower():
         return [v.rpartition("@")[2].lower() for v in email_list]
@@ -65,6 +67,8 @@ def main() -> None:
         ("redact", "redact", emails, None, "[None]*n", lambda: [None] * n),
         ("pseudonymize text", "pseudonymize", emails, None, "hmac.new().hexdigest() loop",
          lambda: [hmac.new(key, v.encode(), "sha256").hexdigest() for v in email_list]),
+        ("pseudonymize text x100", "pseudonymize", repeated, None, "hmac.new().hexdigest() loop",
+         lambda: [hmac.new(key, v.encode(), "sha256").hexdigest() for v in repeated_list]),
         ("pseudonymize integer", "pseudonymize", ints, None, "hmac.new().hexdigest() loop",
          lambda: [hmac.new(key, str(v).encode(), "sha256").hexdigest() for v in ints.tolist()]),
         ("mask", {"mask": {"keep_last": 2}}, phones, None, "slice+concat loop",
