@@ -95,73 +95,94 @@ def fold_targets(ctx: RunContext, name: str) -> list[tuple[str, Any, sa.Table, d
 
 def changed_rows(conn: Connection, ctx: RunContext, name: str, dml: sa.Update | sa.Delete, *,
                  mark: bool) -> tuple[int, str]:
-    """Run one UPDATE or DELETE on table `name`; return how many rows it changed and their keys' ledger
-    digest, marking them anonymized when `mark`.
+    """Run one UPDATE or DELETE on table `name` in PostgreSQL; return how many rows it changed and
+    their keys' ledger digest, marking them anonymized when `mark`.
 
-    On PostgreSQL this is one statement: RETURNING feeds a CTE that the server digests (and marks
-    from), so no key travels to Lethe. SQLite returns the keys, which are digested (and marked) here;
-    it is in-process, so that costs no round trip.
+    One statement: RETURNING feeds a CTE that the server digests (and marks from), so no key travels
+    to Lethe.
     """
     rule, table = ctx.policy.tables[name], ctx.tables[name]
-    key = table.c[rule.key]
-    if ctx.dialect == "postgresql":
-        done = dml.returning(key).cte("lethe_done")
-        query = sa.select(sa.func.count(), ledger.keys_digest_sql(ctx.ledger_key, done.c[rule.key]))
-        if mark:
-            query = query.add_cte(markers.mark_from(name, done.c[rule.key], ctx.run_id).cte("lethe_marked"))
-        count, digest = conn.execute(query).one()
-        return int(count), digest
-    keys = conn.execute(dml.returning(key)).scalars().all()
+    done = dml.returning(table.c[rule.key]).cte("lethe_done")
+    query = sa.select(sa.func.count(), ledger.keys_digest_sql(ctx.ledger_key, done.c[rule.key]))
     if mark:
-        markers.mark_rows(conn, name, table, rule.key, keys, ctx.run_id)
-    return len(keys), ledger.keys_digest(ctx.ledger_key, keys)
+        query = query.add_cte(markers.mark_from(name, done.c[rule.key], ctx.run_id).cte("lethe_marked"))
+    count, digest = conn.execute(query).one()
+    return int(count), digest
 
 
-def needs_keys(ctx: RunContext, name: str, ops: tuple[dict, dict], folds: list) -> bool:
-    """Whether a chunk must read its keys into Lethe: to fold aggregates from exactly the rows it then
-    changes, or to anonymize columns in pandas. Otherwise a chunk is set-based statements only.
+def reads_keys(ctx: RunContext, name: str, ops: tuple[dict, dict], folds: list) -> bool:
+    """Whether this table's chunks read their keys into Lethe instead of being set-based statements.
+
+    Needed to fold aggregates from exactly the rows a chunk then changes, and to anonymize columns in
+    pandas. Chosen on SQLite anyway: in-process, reading keys costs nothing while evaluating the due
+    predicate (julianday() per row) twice, to find a range and then inside it, costs a quarter more
+    (measured in benchmarks/README.md). Over a network, PostgreSQL is the other way round.
     """
     in_sql, in_pandas = ops
-    return bool(folds or in_pandas or (ctx.policy.tables[name].anonymizes and not in_sql))
+    return bool(ctx.dialect != "postgresql" or folds or in_pandas
+                or (ctx.policy.tables[name].anonymizes and not in_sql))
 
 
-def process_chunk(ctx: RunContext, name: str, where: sa.ColumnElement[bool], ops: tuple[dict, dict],
-                  folds: list) -> TableCounts:
-    """One transaction over the due rows matching `where` (a key range, unheld): fold, anonymize, mark,
-    erase, ledger.
+def range_chunk(ctx: RunContext, name: str, where: sa.ColumnElement[bool], in_sql: dict) -> TableCounts:
+    """One transaction, set-based: anonymize (marking) and erase the due rows matching `where`."""
+    rule, table = ctx.policy.tables[name], ctx.tables[name]
+    p = predicates(ctx, name)
+    counts = TableCounts()
+    with ctx.store.begin() as conn:
+        if rule.anonymizes:
+            update = sa.update(table).where(where, p.anonymize).values(in_sql)
+            counts.anonymized, digest = changed_rows(conn, ctx, name, update, mark=True)
+            if counts.anonymized:
+                ledger.append(conn, ctx.run_id, name, "anonymize", counts.anonymized, digest)
+        if rule.erases:
+            counts.erased = erase_rows(conn, ctx, name, sa.and_(where, p.erase))
+    return counts
+
+
+def key_chunk(ctx: RunContext, name: str, scope: list, after: object, chunk_size: int, ops: tuple[dict, dict],
+              folds: list) -> tuple[TableCounts, object]:
+    """One transaction over the next `chunk_size` due keys after `after`, read inside it: fold, anonymize,
+    mark, erase by key list. Returns the counts and the last key (None when nothing was left).
     """
     rule, table = ctx.policy.tables[name], ctx.tables[name]
     p = predicates(ctx, name)
     key = table.c[rule.key]
     counts = TableCounts()
     with ctx.store.begin() as conn:
-        if needs_keys(ctx, name, ops, folds):
-            rows = conn.execute(sa.select(key, p.action()).where(where, p.due)).all()
-            erase = [k for k, action in rows if action == "erase"]
-            anonymize = [k for k, action in rows if action == "anonymize"]
-            if folds:
-                counts.folded = fold_chunk(conn, ctx, name, folds, erase, anonymize)
-            if anonymize:
-                anonymize_rows(conn, ctx, name, anonymize, *ops)
-                markers.mark_rows(conn, name, table, rule.key, anonymize, ctx.run_id)
-                ledger.append(conn, ctx.run_id, name, "anonymize", len(anonymize),
-                              ledger.keys_digest(ctx.ledger_key, anonymize))
-                counts.anonymized = len(anonymize)
-            erase_where = key_in(key, erase) if erase else None
-        else:
-            if rule.anonymizes:
-                update = sa.update(table).where(where, p.anonymize).values(ops[0])
-                counts.anonymized, digest = changed_rows(conn, ctx, name, update, mark=True)
-                if counts.anonymized:
-                    ledger.append(conn, ctx.run_id, name, "anonymize", counts.anonymized, digest)
-            erase_where = sa.and_(where, p.erase)
-        if erase_where is not None and "erase" in (rule.when_expired, rule.when_subject_deleted):
-            if rule.anonymizes:  # only a table that anonymizes can hold markers to forget
-                markers.unmark_where(conn, name, table, rule.key, erase_where)
-            counts.erased, digest = changed_rows(conn, ctx, name, sa.delete(table).where(erase_where), mark=False)
-            if counts.erased:
-                ledger.append(conn, ctx.run_id, name, "erase", counts.erased, digest)
-    return counts
+        page = sa.select(key, p.action()).where(p.due, *scope, *([key > after] if after is not None else []))
+        rows = conn.execute(page.order_by(key).limit(chunk_size)).all()
+        if not rows:
+            return counts, None
+        erase = [k for k, action in rows if action == "erase"]
+        anonymize = [k for k, action in rows if action == "anonymize"]
+        if folds:
+            counts.folded = fold_chunk(conn, ctx, name, folds, erase, anonymize)
+        if anonymize:
+            anonymize_rows(conn, ctx, name, anonymize, *ops)
+            markers.mark_rows(conn, name, table, rule.key, anonymize, ctx.run_id)
+            ledger.append(conn, ctx.run_id, name, "anonymize", len(anonymize),
+                          ledger.keys_digest(ctx.ledger_key, anonymize))
+            counts.anonymized = len(anonymize)
+        if erase:
+            counts.erased = erase_rows(conn, ctx, name, key_in(key, erase), keys=erase)
+    return counts, rows[-1][0]
+
+
+def erase_rows(conn: Connection, ctx: RunContext, name: str, where: sa.ColumnElement[bool],
+               keys: list | None = None) -> int:
+    """Delete the rows matching `where` (forgetting their markers first) and record it in the ledger;
+    `keys` when the chunk already holds them, else the database digests what it deleted.
+    """
+    rule, table = ctx.policy.tables[name], ctx.tables[name]
+    if rule.anonymizes:  # only a table that anonymizes can hold markers to forget
+        markers.unmark_where(conn, name, table, rule.key, where)
+    if keys is None:
+        erased, digest = changed_rows(conn, ctx, name, sa.delete(table).where(where), mark=False)
+    else:
+        erased, digest = conn.execute(sa.delete(table).where(where)).rowcount, ledger.keys_digest(ctx.ledger_key, keys)
+    if erased:
+        ledger.append(conn, ctx.run_id, name, "erase", erased, digest)
+    return erased
 
 
 def fold_chunk(conn: Connection, ctx: RunContext, name: str, folds: list, erase: list, anonymize: list) -> dict:
@@ -224,8 +245,8 @@ def apply_table(ctx: RunContext, name: str, *, key_range: tuple[object, object] 
     ops = split_operators(ctx, name, pushdown)
     folds = fold_targets(ctx, name)
     total = TableCounts()
-    for n, in_range in enumerate(chunk_ranges(ctx, key, sa.and_(p.due, *scope), chunk_size), start=1):
-        total.add(process_chunk(ctx, name, sa.and_(in_range, *scope), ops, folds))
+    for n, counts in enumerate(chunks(ctx, name, scope, chunk_size, ops, folds), start=1):
+        total.add(counts)
         faults.checkpoint("apply.chunk")
         faults.checkpoint(f"apply.chunk.{name}")
         if n % 20 == 0:
@@ -236,6 +257,22 @@ def apply_table(ctx: RunContext, name: str, *, key_range: tuple[object, object] 
         with ctx.store.begin() as conn:
             conn.execute(sa.text("ANALYZE lethe_anonymized"))
     return total
+
+
+def chunks(ctx: RunContext, name: str, scope: list, chunk_size: int, ops: tuple[dict, dict],
+           folds: list) -> Iterator[TableCounts]:
+    """Process the table's due rows within `scope` chunk after chunk, each chunk one committed transaction."""
+    if reads_keys(ctx, name, ops, folds):
+        after = None
+        while True:
+            counts, after = key_chunk(ctx, name, scope, after, chunk_size, ops, folds)
+            if after is None:
+                return
+            yield counts
+    p = predicates(ctx, name)
+    key = ctx.tables[name].c[ctx.policy.tables[name].key]
+    for in_range in chunk_ranges(ctx, key, sa.and_(p.due, *scope), chunk_size):
+        yield range_chunk(ctx, name, sa.and_(in_range, *scope), ops[0])
 
 
 def chunk_ranges(ctx: RunContext, key: sa.Column, due: sa.ColumnElement[bool],

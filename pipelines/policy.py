@@ -68,6 +68,10 @@ class TableRule(_Model):
     def anonymizes(self) -> bool:
         return "anonymize" in (self.when_expired, self.when_subject_deleted)
 
+    @property
+    def erases(self) -> bool:
+        return "erase" in (self.when_expired, self.when_subject_deleted)
+
 
 class Subjects(_Model):
     table: str = Field(min_length=1)
