@@ -4,8 +4,8 @@ The scheduler re-parses this file every few seconds, so at parse time it only li
 directory and reads file stems: no policy parsing, database, Variable, Connection, pandas,
 SQLAlchemy or `pipelines` import. Each task body is a call into `pipelines.airflow_tasks`.
 
-Runs never overlap on a store: the first task waits (rescheduling, with a bound) until it can take
-the store lock for this DAG run; the report task releases it, and a teardown releases it on failure.
+Runs never overlap on a store: the first task waits (one waiting run per DAG, with a bound) until it can
+take the store lock for this DAG run; the report task releases it, and a teardown releases it on failure.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 POLICY_DIR = Path(os.environ.get("LETHE_POLICY_DIR") or PROJECT / "policies")
 START = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 LOCK_WAIT = float(os.environ.get("LETHE_LOCK_WAIT_SECONDS", 6 * 3600))
-LOCK_POKE = float(os.environ.get("LETHE_LOCK_POKE_SECONDS", 30))
+LOCK_POKE = float(os.environ.get("LETHE_LOCK_POKE_SECONDS", 5))
 PARTITIONS = int(os.environ.get("LETHE_APPLY_PARTITIONS", 4))
 CATCHUP = os.environ.get("LETHE_CATCHUP", "false").lower() in ("1", "true", "yes")
 
@@ -70,10 +70,12 @@ def lethe_dag(stem: str, policy_file: Path):
                                      description="key ranges per table for the parallel apply tasks")},
          doc_md=f"Lethe retention run of `{policy_file.name}` as of the logical date. See docs/airflow.md.")
     def lethe():
-        # Waiting runs poke with the lowest priority, so the run holding the store always gets executor
-        # slots first (the default "downstream" weight would favour the sensors of queued runs).
-        @task.sensor(poke_interval=LOCK_POKE, timeout=LOCK_WAIT, mode="reschedule", exponential_backoff=True,
-                     max_wait=dt.timedelta(seconds=max(LOCK_POKE, 300)), priority_weight=1, weight_rule="absolute")
+        # One waiter per DAG (max_active_tis_per_dag=1): the next run's sensor pokes in-process (one cheap
+        # query per poke, no process start-up) and takes the store as soon as it is free; the other runs of a
+        # backfill stay scheduled in Airflow, costing nothing, and their wait is not counted against the
+        # timeout. Waiting runs have the lowest priority, so the run holding the store gets slots first.
+        @task.sensor(poke_interval=LOCK_POKE, timeout=LOCK_WAIT, mode="poke", max_active_tis_per_dag=1,
+                     priority_weight=1, weight_rule="absolute")
         def wait_for_store_lock(**context) -> PokeReturnValue:
             from pipelines import airflow_tasks
 

@@ -199,6 +199,8 @@ def coarsen(policy: str | Path, context: Mapping[str, Any]) -> dict:
 
 
 def verify(policy: str | Path, context: Mapping[str, Any]) -> list[dict]:
+    # Importing GX logs a few hundred INFO lines about its API docs; keep them out of every run's task log.
+    logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
     with holding_store(policy, context) as ctx:
         return runner.verify(ctx)
 

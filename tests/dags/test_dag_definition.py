@@ -21,7 +21,9 @@ DESCRIBE = textwrap.dedent("""
                                    "backoff": t.retry_exponential_backoff, "trigger_rule": str(t.trigger_rule),
                                    "setup": t.is_setup, "teardown": t.is_teardown,
                                    "mapped": type(t).__name__.startswith("Mapped") or hasattr(t, "expand_input"),
-                                   "callback": bool(t.on_failure_callback)}
+                                   "callback": bool(t.on_failure_callback),
+                                   "max_active_tis_per_dag": t.max_active_tis_per_dag,
+                                   "mode": getattr(t, "mode", None), "timeout": getattr(t, "timeout", None)}
                       for t in dag.tasks},
         }
     print(json.dumps(out, default=str))
@@ -79,6 +81,10 @@ def test_dag_mirrors_the_steps_of_a_run(airflow_home, tmp_path, lethe_key):
     assert "report" in up["release_store_lock"]
     # the lock: taken by a setup task, released by a teardown (which runs after a failure too)
     assert tasks["wait_for_store_lock"]["setup"] and tasks["release_store_lock"]["teardown"]
+    # one waiting run per DAG, poking in-process with a bounded wait: the other runs of a backfill stay
+    # scheduled and poll nothing
+    lock = tasks["wait_for_store_lock"]
+    assert (lock["mode"], lock["max_active_tis_per_dag"]) == ("poke", 1) and 0 < lock["timeout"] < float("inf")
     assert tasks["apply_tables.apply"]["mapped"] and tasks["apply_subjects.apply"]["mapped"]
     assert dag["max_active_runs"] == 1 and dag["catchup"] is False
     assert "lethe" in dag["tags"] and dag["params"]["partitions"] >= 1
