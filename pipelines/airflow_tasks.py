@@ -109,34 +109,41 @@ def holding_store(policy: str | Path, context: Mapping[str, Any]) -> Iterator[Ru
         ctx.dispose()
 
 
+_waiting: dict[str, Any] = {}  # policy -> store engine, kept across the pokes of one sensor process
+
+
 def try_lock(policy: str | Path, context: Mapping[str, Any]) -> dict | None:
     """Take the store for this run if it is free (or already ours); None while another run holds it.
 
-    Cheap on purpose (the sensor pokes often): it reads the policy for the store's URL and touches
-    only the lock row; `plan` validates everything else.
+    Cheap on purpose (the sensor pokes every few seconds, in one process): the policy and the Connection
+    are read, and the engine made, on the first poke only; each poke touches only the lock row. `plan`
+    validates everything else.
     """
     from pipelines import store as stores
     from pipelines.policy import load_policy
 
-    try:
-        url = stores.resolve_url(connection_url(STORE_CONN_ID), "LETHE_STORE_URL", load_policy(policy).store,
-                                 "store")
-    except InputError as exc:
-        from airflow.sdk.exceptions import AirflowFailException
+    engine = _waiting.get(str(policy))
+    if engine is None:
+        try:
+            url = stores.resolve_url(connection_url(STORE_CONN_ID), "LETHE_STORE_URL", load_policy(policy).store,
+                                     "store")
+        except InputError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
 
-        raise AirflowFailException(str(exc)) from None
-    engine = stores.connect(url)
+            raise AirflowFailException(str(exc)) from None
+        engine = _waiting[str(policy)] = stores.connect(url)
     rid = run_id(context)
     try:
-        try:
-            lock.acquire(engine, rid)  # no pid: tasks are short-lived processes
-        except LockHeldError:
-            log.info("store busy (held by %s); %s waits", lock.holder(engine), rid)
-            return None
-        return {"run_id": rid, "as_of": as_of(context).isoformat(),
-                "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-    finally:
-        engine.dispose()
+        lock.acquire(engine, rid)  # no pid: tasks are short-lived processes
+    except LockHeldError:
+        log.info("store busy (held by %s); %s waits", lock.holder(engine), rid)
+        return None
+    except Exception:
+        _waiting.pop(str(policy)).dispose()
+        raise
+    _waiting.pop(str(policy)).dispose()
+    return {"run_id": rid, "as_of": as_of(context).isoformat(),
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
 
 def plan(policy: str | Path, context: Mapping[str, Any]) -> dict:

@@ -106,7 +106,7 @@ def run_states(meta: sa.Engine, since: float = 0) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)  # a safety net for a hang; on 2 idle cores the test takes ~N minutes
+@pytest.mark.timeout(1500)  # a safety net for a hang: ~7 minutes on 2 idle cores (a month of runs)
 def test_backfills_serialise_on_the_store_and_leave_it_as_one_run_would(pg, tmp_path, lethe_key):
     meta_url, store, twin = (pg.url(pg.create_database(p)) for p in ("airflow", "store", "twin"))
     vault, twin_vault = pg.url(pg.create_database("vault")), pg.url(pg.create_database("twinvault"))
@@ -149,9 +149,15 @@ def test_backfills_serialise_on_the_store_and_leave_it_as_one_run_would(pg, tmp_
         wait_for(parsed, 120, "the DAG to be parsed", airflow)
         run([str(BIN / "airflow"), "dags", "unpause", DAG_ID], env)
 
+        def no_open_backfill() -> bool:
+            with meta.connect() as conn:
+                return not conn.execute(sa.text("SELECT count(*) FROM backfill WHERE dag_id = :d AND "
+                                                "completed_at IS NULL"), {"d": DAG_ID}).scalar()
+
         def backfill(start: str, end: str, *extra: str) -> None:
-            # Airflow takes one backfill per DAG at a time and marks the last one complete on a later
-            # scheduler loop: retry (bounded) while it says another backfill is still running.
+            # Airflow takes one backfill per DAG at a time and marks the last one complete within 30 s of its
+            # last run: wait for that, then retry (bounded) while it still says another backfill is running.
+            wait_for(no_open_backfill, 120, "the previous backfill to be marked complete", airflow, every=1)
             deadline = time.monotonic() + 300
             while True:
                 proc = run([str(BIN / "airflow"), "backfill", "create", "--dag-id", DAG_ID, "--from-date", start,
@@ -208,12 +214,7 @@ def test_backfills_serialise_on_the_store_and_leave_it_as_one_run_would(pg, tmp_
         # Re-running completed dates, and backfilling dates before completed later runs, change nothing.
         def backfills_finished(expected_runs: int):
             # one backfill per DAG at a time: wait for its completion, not only for run states
-            def check():
-                with meta.connect() as conn:
-                    open_ = conn.execute(sa.text("SELECT count(*) FROM backfill WHERE dag_id = :d AND "
-                                                 "completed_at IS NULL"), {"d": DAG_ID}).scalar()
-                return None if open_ else all_done(expected_runs)()
-            return check
+            return lambda: all_done(expected_runs)() if no_open_backfill() else None
 
         repeated = (dt.date.fromisoformat(SEED_AS_OF) - dt.date.fromisoformat(REPEAT_FROM)).days + 1
         repeat_started = time.time()
