@@ -52,6 +52,18 @@ def dump(url: str) -> dict[str, list[tuple]]:
         engine.dispose()
 
 
+def session_groups(sid: int) -> set[int]:
+    """The process groups of the processes still in session `sid`."""
+    groups = set()
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and os.getsid(int(entry)) == sid:
+                groups.add(os.getpgid(int(entry)))
+        except OSError:  # gone meanwhile, or not ours to inspect
+            pass
+    return groups
+
+
 class Airflow:
     """scheduler + dag-processor + api-server, each in its own process group, killed as a group."""
 
@@ -78,10 +90,13 @@ class Airflow:
                 p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            # Airflow starts each task in a process group of its own, in the scheduler's session: a task
+            # still running (a waiting sensor) would outlive the scheduler's group.
+            for group in {p.pid, *session_groups(p.pid)}:
+                try:
+                    os.killpg(group, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def tail(self) -> str:
         return "\n".join(f"--- {f.name}\n{f.read_text()[-3000:]}" for f in sorted(self.logs.glob("*.log")))
