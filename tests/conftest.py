@@ -50,3 +50,10 @@ def pseudonym_key(monkeypatch) -> str:
     key = secrets.token_hex(32)
     monkeypatch.setenv("LETHE_PSEUDONYM_KEY", key)
     return key
+
+
+def pytest_collection_modifyitems(items):
+    """Start the `slow` tests first: the month-long Airflow backfill is most of the suite's wall time,
+    and begun first it runs on one worker while the other works through everything else.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
