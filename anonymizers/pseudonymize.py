@@ -114,9 +114,6 @@ class Pseudonymize(Operator):
         out.pop()  # after the last newline
         return out
 
-    def integers(self, values: list[int]) -> list[int]:
-        return self._int63([int(v) for v in values]).tolist()
-
     def _int63(self, values: list[int]) -> np.ndarray:
         parts = [self._hmac.int63_of(_decimal(values[start:start + _CHUNK]))
                  for start in range(0, len(values), _CHUNK)]

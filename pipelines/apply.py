@@ -1,12 +1,13 @@
 """Erase or anonymize the due rows of one table, chunk by chunk, each chunk one transaction.
 
-A chunk is a key range holding up to `chunk_size` due rows, found with one short read by the key's
-index. Per chunk: one UPDATE with the operators' SQL forms (marking the rows anonymized) and one
-DELETE, each restricted to the range and the due predicate, their changed keys digested for the
-ledger by the database, then commit. So a run costs what its due rows cost, set-based like
-hand-written SQL, with memory independent of the table's size. Chunks that fold aggregates or run
-pandas-only operators read their keys first and work by key list (see `needs_keys`). A killed run
-leaves each chunk done or untouched; the next run's discovery finds exactly what is left.
+Two kinds of chunk (`reads_keys` picks one per table). A range chunk (PostgreSQL) is a key range
+holding up to `chunk_size` due rows, found with one short read by the key's index; it is one UPDATE
+with the operators' SQL forms and one DELETE, each restricted to the range and the due predicate, the
+database marking the rows and digesting their keys for the ledger: set-based like hand-written SQL,
+no key travels. A key chunk (SQLite; tables that fold aggregates or run pandas-only operators) reads
+the next `chunk_size` due keys inside its transaction and works by that key list. Either way memory
+does not grow with the table, and a killed run leaves each chunk done or untouched; the next run's
+discovery finds exactly what is left.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.engine import Connection
 from anonymizers import OperatorContext
 from pipelines import aggregates, faults, ledger, lock, markers
 from pipelines.context import RunContext
-from pipelines.discovery import predicates
+from pipelines.discovery import TablePredicates, predicates
 from pipelines.frames import read_rows, write_back
 from pipelines.store import connect, key_in
 
@@ -123,10 +124,10 @@ def reads_keys(ctx: RunContext, name: str, ops: tuple[dict, dict], folds: list) 
                 or (ctx.policy.tables[name].anonymizes and not in_sql))
 
 
-def range_chunk(ctx: RunContext, name: str, where: sa.ColumnElement[bool], in_sql: dict) -> TableCounts:
+def range_chunk(ctx: RunContext, name: str, p: TablePredicates, where: sa.ColumnElement[bool],
+                in_sql: dict) -> TableCounts:
     """One transaction, set-based: anonymize (marking) and erase the due rows matching `where`."""
     rule, table = ctx.policy.tables[name], ctx.tables[name]
-    p = predicates(ctx, name)
     counts = TableCounts()
     with ctx.store.begin() as conn:
         if rule.anonymizes:
@@ -139,13 +140,12 @@ def range_chunk(ctx: RunContext, name: str, where: sa.ColumnElement[bool], in_sq
     return counts
 
 
-def key_chunk(ctx: RunContext, name: str, scope: list, after: object, chunk_size: int, ops: tuple[dict, dict],
-              folds: list) -> tuple[TableCounts, object]:
+def key_chunk(ctx: RunContext, name: str, p: TablePredicates, scope: list, after: object, chunk_size: int,
+              ops: tuple[dict, dict], folds: list) -> tuple[TableCounts, object]:
     """One transaction over the next `chunk_size` due keys after `after`, read inside it: fold, anonymize,
     mark, erase by key list. Returns the counts and the last key (None when nothing was left).
     """
     rule, table = ctx.policy.tables[name], ctx.tables[name]
-    p = predicates(ctx, name)
     key = table.c[rule.key]
     counts = TableCounts()
     with ctx.store.begin() as conn:
@@ -245,7 +245,7 @@ def apply_table(ctx: RunContext, name: str, *, key_range: tuple[object, object] 
     ops = split_operators(ctx, name, pushdown)
     folds = fold_targets(ctx, name)
     total, analyzed = TableCounts(), 0  # rows this call had marked at the last ANALYZE
-    for n, counts in enumerate(chunks(ctx, name, scope, chunk_size, ops, folds), start=1):
+    for n, counts in enumerate(chunks(ctx, name, p, scope, chunk_size, ops, folds), start=1):
         total.add(counts)
         faults.checkpoint("apply.chunk")
         faults.checkpoint(f"apply.chunk.{name}")
@@ -272,20 +272,19 @@ def analyze_markers(ctx: RunContext) -> None:
             conn.execute(sa.text("ANALYZE lethe_anonymized"))
 
 
-def chunks(ctx: RunContext, name: str, scope: list, chunk_size: int, ops: tuple[dict, dict],
+def chunks(ctx: RunContext, name: str, p: TablePredicates, scope: list, chunk_size: int, ops: tuple[dict, dict],
            folds: list) -> Iterator[TableCounts]:
     """Process the table's due rows within `scope` chunk after chunk, each chunk one committed transaction."""
     if reads_keys(ctx, name, ops, folds):
         after = None
         while True:
-            counts, after = key_chunk(ctx, name, scope, after, chunk_size, ops, folds)
+            counts, after = key_chunk(ctx, name, p, scope, after, chunk_size, ops, folds)
             if after is None:
                 return
             yield counts
-    p = predicates(ctx, name)
     key = ctx.tables[name].c[ctx.policy.tables[name].key]
     for in_range in chunk_ranges(ctx, key, sa.and_(p.due, *scope), chunk_size):
-        yield range_chunk(ctx, name, sa.and_(in_range, *scope), ops[0])
+        yield range_chunk(ctx, name, p, sa.and_(in_range, *scope), ops[0])
 
 
 def chunk_ranges(ctx: RunContext, key: sa.Column, due: sa.ColumnElement[bool],

@@ -51,17 +51,14 @@ def mark_rows(conn: Connection, table_name: str, table: sa.Table, key: str, keys
     """
     if keys:
         col = table.c[key]
-        conn.execute(ANONYMIZED.insert().from_select(
-            ["table_name", "row_key", "run_id"],
-            sa.select(sa.literal(table_name, sa.String), key_text(col), sa.literal(run_id, sa.String))
-            .where(key_in(col, keys))))
+        conn.execute(mark_from(table_name, col, run_id, key_in(col, keys)))
 
 
-def mark_from(table_name: str, keys: sa.ColumnElement, run_id: str) -> sa.Insert:
-    """Record as anonymized the keys of a CTE (an UPDATE ... RETURNING): PostgreSQL marks in the same statement."""
+def mark_from(table_name: str, keys: sa.ColumnElement, run_id: str, *where: sa.ColumnElement[bool]) -> sa.Insert:
+    """Record as anonymized the keys of `keys`' table (or CTE, such as an UPDATE ... RETURNING) matching `where`."""
     return ANONYMIZED.insert().from_select(
         ["table_name", "row_key", "run_id"],
-        sa.select(sa.literal(table_name, sa.String), key_text(keys), sa.literal(run_id, sa.String)))
+        sa.select(sa.literal(table_name, sa.String), key_text(keys), sa.literal(run_id, sa.String)).where(*where))
 
 
 def unmark_where(conn: Connection, table_name: str, table: sa.Table, key: str,
