@@ -245,3 +245,71 @@ def test_groups_below_min_group_size_are_counted_not_shown(setup):
     engine.dispose()
     assert groups > 0
     assert _failed(result) == {"aggregate.registration_stats.min_group_size": groups}
+
+
+# -- which rows the form checks read: those of runs not yet verified
+
+
+def _verified_runs(url: str) -> set[str]:
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(sa.text("SELECT run_id FROM lethe_verified_runs")).scalars())
+    finally:
+        engine.dispose()
+
+
+def test_form_checks_of_a_failed_run_are_repeated_until_they_pass(setup, monkeypatch):
+    real_verify = runner.verify
+
+    def corrupt_then_verify(ctx):
+        _raw_email_into_pseudonym(setup)
+        return real_verify(ctx)
+
+    monkeypatch.setattr(runner, "verify", corrupt_then_verify)
+    first = _run(setup)
+    monkeypatch.setattr(runner, "verify", real_verify)
+    assert _failed(first) == {"form.accounts.email": 1, "form.accounts.email.no_email": 1}
+    assert _verified_runs(setup.store) == set()
+
+    second = _run(setup)  # changes nothing, but the first run's rows are still unverified
+
+    assert sum(t["anonymized"] + t["erased"] for t in second.report["tables"].values()) == 0
+    assert _failed(second) == {"form.accounts.email": 1, "form.accounts.email.no_email": 1}
+    assert _verified_runs(setup.store) == set()
+
+
+def test_a_verified_run_is_recorded_and_later_runs_do_not_reverify_it(setup):
+    first = _run(setup)
+    assert first.status == "succeeded", _failed(first)
+    assert _verified_runs(setup.store) == {first.report["run_id"]}
+
+    second = _run(setup)
+
+    assert second.status == "succeeded", _failed(second)
+    forms = {n: e for n, e in _by_name(second).items() if n.startswith("form.")}
+    assert forms and all(e["success"] and e["unexpected_count"] == 0 for e in forms.values())
+    assert second.report["ledger"]["entries"] == 0
+    assert _verified_runs(setup.store) == {first.report["run_id"]}  # nothing new to record
+
+
+def test_rows_of_a_run_killed_before_verification_are_verified_by_the_next_run(setup, monkeypatch):
+    def killed(ctx):
+        raise KeyboardInterrupt  # the process dies after applying, before verifying
+
+    real_verify = runner.verify
+    monkeypatch.setattr(runner, "verify", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _run(setup)
+    monkeypatch.setattr(runner, "verify", real_verify)
+    engine = _engine(setup.store)
+    with engine.connect() as conn:
+        killed_run = conn.execute(sa.text("SELECT DISTINCT run_id FROM lethe_anonymized")).scalar_one()
+    engine.dispose()
+    _raw_email_into_pseudonym(setup)
+
+    result = _run(setup)
+
+    assert sum(t["anonymized"] for t in result.report["tables"].values()) == 0
+    assert _failed(result) == {"form.accounts.email": 1, "form.accounts.email.no_email": 1}
+    assert killed_run not in _verified_runs(setup.store)
