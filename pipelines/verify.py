@@ -12,7 +12,6 @@ Names produced (T a policy table, C an anonymized column, A an aggregate):
   holds.T                 no due row under an active hold is left in the store (it belongs in the vault)
   form.T.C                anonymized values have the operator's form (regex / NULL / fill value / range)
   form.T.C.no_email|no_phone|no_ip   anonymized values are no email, phone number or full IP address
-                          (both over the rows of runs not yet verified, this one included; see `run`)
   vault.T                 every vault row hashes to its recorded checksum
   aggregate.A.total       row_count sums to the folds the ledger records
   aggregate.A.min_group_size         no stored group below min_group_size
@@ -21,7 +20,6 @@ Names produced (T a policy table, C an anonymized column, A an aggregate):
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 import sqlalchemy as sa
@@ -31,13 +29,12 @@ from pipelines import ledger, markers
 from pipelines.aggregates import ROW_COUNT
 from pipelines.context import RunContext
 from pipelines.discovery import predicates
-from pipelines.store import column_kind
+from pipelines.store import column_kind, key_text
 from pipelines.vault import PROVENANCE, checksum, existing_vault_table
 
 log = logging.getLogger("lethe.verify")
 
 VAULT_CHUNK = 5_000
-ANONYMIZING_ACTIONS = ("anonymize", "release_anonymize")  # ledger actions that leave markers
 MAX_INT63 = (1 << 63) - 1
 # Operators whose output promises to be no identifier at all, so a value that looks like an email, phone
 # number or IP address is a leak. Not: keep (unchanged by design), generalize_ip (a network prefix looks
@@ -100,20 +97,8 @@ def _rules_for(name: str, column: str, op: object, kind: str) -> list[ColumnRule
     return rules
 
 
-def unverified_runs(ctx: RunContext) -> list[str]:
-    """Runs that anonymized rows (their ledger says so) whose form checks have not passed yet."""
-    if not sa.inspect(ctx.store).has_table(ledger.LEDGER.name):
-        return []
-    markers.ensure(ctx.store)  # a store verified before lethe_verified_runs existed
-    with ctx.store.connect() as conn:
-        entries = ledger.LEDGER.c
-        done = sa.select(markers.VERIFIED_RUNS.c.run_id)
-        return list(conn.execute(sa.select(entries.run_id).distinct().where(
-            entries.action.in_(ANONYMIZING_ACTIONS), entries.run_id.not_in(done))).scalars())
-
-
-def column_checks(ctx: RunContext, run_ids: list[str]) -> list[ColumnRules]:
-    """Anonymized form: per table, the anonymized columns of the rows that `run_ids` anonymized."""
+def column_checks(ctx: RunContext) -> list[ColumnRules]:
+    """Anonymized form: per table, the rows recorded in lethe_anonymized, the anonymized columns only."""
     out = []
     if not markers.exists(ctx.store):
         return out
@@ -128,7 +113,7 @@ def column_checks(ctx: RunContext, run_ids: list[str]) -> list[ColumnRules]:
             continue
         columns = sorted({r.column for r in rules})
         scope = sa.select(*(table.c[c] for c in columns)).where(
-            markers.marked_by_runs(name, table.c[rule.key], run_ids))
+            markers.is_marked(name, key_text(table.c[rule.key])))
         out.append(ColumnRules(f"form.{name}", _sql(ctx, scope), tuple(rules)))
     return out
 
@@ -180,22 +165,13 @@ def ledger_check(ctx: RunContext) -> Outcome:
 
 
 def run(ctx: RunContext) -> list[dict]:
-    """Every check, in the store and the vault. Row, aggregate, vault and ledger checks cover
-    everything; form checks cover the rows of runs not yet verified (this one, and any earlier run
-    that was killed or failed its form checks), and the runs are recorded as verified once every form
-    check passed, so a run's cost does not grow with every row ever anonymized.
-    """
     from expectations import validate
 
     aggregates, missing = aggregate_checks(ctx)
     store_url = ctx.store.url.render_as_string(hide_password=False)
-    run_ids = unverified_runs(ctx)
-    outcomes = validate.run(store_url, row_checks(ctx), column_checks(ctx, run_ids), aggregates)
+    outcomes = validate.run(store_url, row_checks(ctx), column_checks(ctx), aggregates)
     outcomes += missing + vault_checks(ctx) + [ledger_check(ctx)]
     failed = [o.name for o in outcomes if not o.success]
     if failed:
         log.warning("failed expectations: %s", ", ".join(failed))
-    if run_ids and not any(name.startswith("form.") for name in failed):
-        with ctx.store.begin() as conn:
-            markers.record_verified(conn, run_ids, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     return [o.as_dict() for o in outcomes]
