@@ -245,3 +245,16 @@ def test_groups_below_min_group_size_are_counted_not_shown(setup):
     engine.dispose()
     assert groups > 0
     assert _failed(result) == {"aggregate.registration_stats.min_group_size": groups}
+
+
+def test_a_pseudonym_tampered_between_runs_fails_the_next_runs_form_checks(setup):
+    """What an operator can check from outside: every run re-verifies every anonymized row, not only its own."""
+    first = _run(setup)
+    assert first.status == "succeeded", _failed(first)
+    _raw_email_into_pseudonym(setup)
+
+    second = _run(setup)
+
+    assert sum(t["anonymized"] + t["erased"] for t in second.report["tables"].values()) == 0
+    assert second.exit_code == 1
+    assert _failed(second) == {"form.accounts.email": 1, "form.accounts.email.no_email": 1}
