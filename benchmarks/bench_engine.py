@@ -12,8 +12,7 @@ and makes the same mutations, those of benchmarks/engine_policy.yaml as of 2026-
 Contenders, each in its own process (peak RSS is that process's VmHWM, read at its end):
   lethe     pipelines.runner.run() (plan, apply in 20,000-row chunk transactions, verification,
             report); then a second run over the swept store, which must change nothing (after a
-            VACUUM ANALYZE on PostgreSQL, autovacuum's work). Timed with Great Expectations already
-            imported (as in a preloaded worker); its import (~2 s) is timed apart and reported
+            VACUUM ANALYZE on PostgreSQL, autovacuum's work)
   sql       (a) one hand-written statement per rule, one transaction each; PostgreSQL uses
             pgcrypto's hmac(), SQLite a Python HMAC registered with create_function
   rowwise   (b) SELECT the due rows, then one UPDATE/DELETE statement per row with the new values
@@ -133,10 +132,6 @@ def child_lethe(url: str, profile: str | None) -> dict:
     timed(runner, "verify")
     timed(runner, "assemble", "report.assemble")
     timed(report, "write", "report.write")
-    t = time.perf_counter()
-    import great_expectations  # noqa: F401 - verification's library, timed apart (see the README)
-
-    gx_import = time.perf_counter() - t
     prof = None
     if profile:
         import cProfile
@@ -154,7 +149,7 @@ def child_lethe(url: str, profile: str | None) -> dict:
         prof.dump_stats(profile)
     tables = result.report["tables"]
     changed = sum(t["erased"] + t["anonymized"] for t in tables.values())
-    return {"seconds": seconds, "gx_import": round(gx_import, 3), "changed": changed, "status": result.status,
+    return {"seconds": seconds, "changed": changed, "status": result.status,
             "per_table": {n: {"erased": t["erased"], "anonymized": t["anonymized"]} for n, t in tables.items()},
             "breakdown": {k: round(v, 3) for k, v in timers.items()}}
 
@@ -431,8 +426,7 @@ def bench(stores, rows: int, sample: int | None, profile_dir: Path | None,
         # database has done its housekeeping after the first run's mass DELETE (see maintain()).
         stores.maintain(swept)
         res, wall, rss = run_child(["lethe", swept], timeout=second_run_timeout)
-        cold = (res["seconds"] + res.get("gx_import", 0)) / (first["seconds"] + first["detail"]["gx_import"])
-        record("lethe 2nd run", res, wall, rss, vs_first=res["seconds"] / first["seconds"], cold_vs_first=cold)
+        record("lethe 2nd run", res, wall, rss, vs_first=res["seconds"] / first["seconds"])
         stores.drop(swept)
 
         if profile_dir:  # cProfile slows Python code down: a separate run, not in the table
@@ -468,14 +462,11 @@ def table(results: list[dict]) -> str:
             ratio = "-"
         elif r["contender"] == "lethe 2nd run":
             ratio = "-"
-            notes.append(f"{r['vs_first']:.1%} of the first run ({r['cold_vs_first']:.1%} counting GX's import), "
-                         f"{r['changed']} rows changed")
+            notes.append(f"{r['vs_first']:.1%} of the first run, {r['changed']} rows changed")
             if r["detail"].get("timed_out"):
                 notes.append("TIMED OUT (stopped)")
         else:
             ratio = f"{lethe_rate / rate:.2f}" if rate else "-"
-        if r["detail"].get("gx_import") is not None and r["contender"] != "  of which apply":
-            notes.append(f"+{r['detail']['gx_import']:.1f} s importing GX before the clock")
         if r.get("same_result") is not None:
             notes.append("same result" if r["same_result"] else "RESULT DIFFERS")
         if r["detail"].get("sampled"):
@@ -493,9 +484,8 @@ def table(results: list[dict]) -> str:
                 lines.append(f"  {backend} {n:,}: Lethe / {label[:3]} = {other / base['seconds']:.2f}x "
                              f"(apply only {other / apply:.2f}x); target >= {target}x")
         if "lethe 2nd run" in by:
-            second = by["lethe 2nd run"]
-            lines.append(f"  {backend} {n:,}: second run {second['vs_first']:.1%} of the first "
-                         f"({second['cold_vs_first']:.1%} in a fresh process, GX's import counted); target < 5%")
+            lines.append(f"  {backend} {n:,}: second run {by['lethe 2nd run']['vs_first']:.1%} of the first; "
+                         "target < 5%")
     for backend in {r["backend"] for r in results}:
         sizes = sorted(n for b, n in lethe if b == backend)
         if len(sizes) > 1:
