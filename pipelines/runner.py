@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,18 +115,6 @@ def execute(ctx: RunContext) -> tuple[dict, dict, dict, dict]:
     return planned, moved, released, applied
 
 
-def warm_up_verification() -> None:
-    """Import Great Expectations (about 2 s of CPU, more than a whole run over a swept store) on a
-    daemon thread while the run's steps wait on the database. Verification's own import then finds it
-    loaded or waits for it; an error here is left for that import to raise.
-    """
-    def load() -> None:
-        with contextlib.suppress(Exception):
-            import expectations.validate  # noqa: F401
-
-    threading.Thread(target=load, name="lethe-import-gx", daemon=True).start()
-
-
 def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir: str | Path = "reports",
         store: str | None = None, vault: str | None = None) -> RunResult:
     """Run (or plan) as of `as_of`. Input errors raise before anything is touched; a failure part-way
@@ -140,7 +126,6 @@ def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir
     try:
         if not dry_run:
             lock.acquire(ctx.store, ctx.run_id, pid=os.getpid())
-            warm_up_verification()
             markers.ensure(ctx.store)
             ledger.ensure(ctx.store)
         try:
