@@ -29,7 +29,7 @@ from pipelines import ledger, markers
 from pipelines.aggregates import ROW_COUNT
 from pipelines.context import RunContext
 from pipelines.discovery import predicates
-from pipelines.store import column_kind, key_text
+from pipelines.store import column_kind
 from pipelines.vault import PROVENANCE, checksum, existing_vault_table
 
 log = logging.getLogger("lethe.verify")
@@ -112,8 +112,7 @@ def column_checks(ctx: RunContext) -> list[ColumnRules]:
         if not rules:
             continue
         columns = sorted({r.column for r in rules})
-        scope = sa.select(*(table.c[c] for c in columns)).where(
-            markers.is_marked(name, key_text(table.c[rule.key])))
+        scope = sa.select(*(table.c[c] for c in columns)).where(markers.anonymized_rows(name, table.c[rule.key]))
         out.append(ColumnRules(f"form.{name}", _sql(ctx, scope), tuple(rules)))
     return out
 

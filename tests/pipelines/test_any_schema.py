@@ -156,3 +156,23 @@ def test_text_timestamps_on_postgresql_are_refused_up_front_naming_table_and_col
                  "--report-dir", str(tmp_path / "r"))
     assert proc.returncode == 2
     assert "tables.visits.retain.from: column visits.seen is of type TEXT" in proc.stderr
+
+
+def test_form_checks_reach_anonymized_rows_by_uuid_and_text_keys(store, tmp_path):
+    """Verification finds anonymized rows through their markers (key text cast back to the key's type):
+    a raw value written over each anonymized value is counted, on UUID and text keys alike."""
+    url, policy = store
+    first = run(policy, AS_OF, report_dir=tmp_path / "r", store=url)
+    assert first.status == "succeeded"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text('UPDATE "Customer Accounts" SET "E-Mail" = \'raw@example.org\' '
+                             'WHERE "E-Mail" LIKE \'lt1.%\''))
+        conn.execute(sa.text('UPDATE "order" SET "Ship To" = \'4 Main St\' WHERE "Ship To" = \'[redacted]\''))
+    engine.dispose()
+
+    again = run(policy, AS_OF, report_dir=tmp_path / "r", store=url)
+
+    failed = {e["name"]: e["unexpected_count"] for e in again.report["expectations"] if not e["success"]}
+    assert failed == {"form.Customer Accounts.E-Mail": 1, "form.Customer Accounts.E-Mail.no_email": 1,
+                      "form.order.Ship To": 2}
