@@ -90,9 +90,22 @@ def _count(result: dict, expected_total: int | None) -> int | None:
     return int(observed)
 
 
+def _combine(seen: Outcome | None, new: Outcome) -> Outcome:
+    """One check validated over several batches of its scope: it holds when it held in every batch,
+    and its unexpected count is the sum (unknown when any batch could not be evaluated).
+    """
+    if seen is None:
+        return new
+    count = None if seen.unexpected_count is None or new.unexpected_count is None else (
+        seen.unexpected_count + new.unexpected_count)
+    return Outcome(new.name, seen.success and new.success, count)
+
+
 def run(store_url: str, row_checks: Sequence[NoRows] = (), column_checks: Sequence[ColumnRules] = (),
         aggregates: Sequence[AggregateRules] = ()) -> list[Outcome]:
-    """Validate every check against the store at `store_url`; one Outcome per expectation, in input order."""
+    """Validate every check against the store at `store_url`; one Outcome per expectation name, in input
+    order. Column scopes that share expectation names (batches of one table) are combined.
+    """
     if not (row_checks or column_checks or aggregates):
         return []
     import great_expectations as gx
@@ -117,7 +130,7 @@ def run(store_url: str, row_checks: Sequence[NoRows] = (), column_checks: Sequen
                 asset = source.add_table_asset(name=f"aggregate_{i}", table_name=agg.table)
                 jobs.append((asset, aggregate_suite(agg), {agg.total_name: agg.expected_total}))
             for asset, suite, totals in jobs:
-                order.extend(e.meta[META_KEY] for e in suite.expectations)
+                order.extend(e.meta[META_KEY] for e in suite.expectations if e.meta[META_KEY] not in order)
                 suite = context.suites.add(suite)
                 batch = asset.add_batch_definition_whole_table("all")
                 definition = context.validation_definitions.add(
@@ -128,16 +141,18 @@ def run(store_url: str, row_checks: Sequence[NoRows] = (), column_checks: Sequen
                     for e in suite.expectations:
                         log.warning("expectation %s could not be evaluated (%s)", e.meta[META_KEY],
                                     type(exc).__name__)
-                        outcomes[e.meta[META_KEY]] = Outcome(e.meta[META_KEY], False, None)
+                        name = e.meta[META_KEY]
+                        outcomes[name] = _combine(outcomes.get(name), Outcome(name, False, None))
                     continue
                 for r in result.results:
                     name = r.expectation_config.meta[META_KEY]
                     if _raised(r.exception_info):
                         # The exception text may quote the query; only its kind is logged.
                         log.warning("expectation %s could not be evaluated", name)
-                        outcomes[name] = Outcome(name, False, None)
+                        outcomes[name] = _combine(outcomes.get(name), Outcome(name, False, None))
                         continue
-                    outcomes[name] = Outcome(name, bool(r.success), _count(dict(r.result or {}), totals.get(name)))
+                    outcome = Outcome(name, bool(r.success), _count(dict(r.result or {}), totals.get(name)))
+                    outcomes[name] = _combine(outcomes.get(name), outcome)
         finally:
             with contextlib.suppress(Exception):
                 source.get_engine().dispose()

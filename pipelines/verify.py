@@ -21,6 +21,7 @@ Names produced (T a policy table, C an anonymized column, A an aggregate):
 from __future__ import annotations
 
 import logging
+import os
 
 import sqlalchemy as sa
 
@@ -35,6 +36,10 @@ from pipelines.vault import PROVENANCE, checksum, existing_vault_table
 log = logging.getLogger("lethe.verify")
 
 VAULT_CHUNK = 5_000
+# Anonymized rows per form-check batch. GX learns a query's columns by running it and fetching every
+# row (great_expectations/expectations/metrics/util.py, column_reflection_fallback), so one scope over
+# every row ever anonymized would hold them all in memory at once; batches bound that.
+FORM_BATCH = int(os.environ.get("LETHE_FORM_BATCH", "250000"))
 MAX_INT63 = (1 << 63) - 1
 # Operators whose output promises to be no identifier at all, so a value that looks like an email, phone
 # number or IP address is a leak. Not: keep (unchanged by design), generalize_ip (a network prefix looks
@@ -112,8 +117,13 @@ def column_checks(ctx: RunContext) -> list[ColumnRules]:
         if not rules:
             continue
         columns = sorted({r.column for r in rules})
-        scope = sa.select(*(table.c[c] for c in columns)).where(markers.anonymized_rows(name, table.c[rule.key]))
-        out.append(ColumnRules(f"form.{name}", _sql(ctx, scope), tuple(rules)))
+        with ctx.store.connect() as conn:
+            batches = markers.marker_ranges(conn, name, FORM_BATCH)
+        for i, (after, upto) in enumerate(batches):
+            scope = sa.select(*(table.c[c] for c in columns)).where(
+                markers.anonymized_rows(name, table.c[rule.key], after, upto))
+            label = f"form.{name}" if len(batches) == 1 else f"form.{name}.batch{i + 1}"
+            out.append(ColumnRules(label, _sql(ctx, scope), tuple(rules)))
     return out
 
 

@@ -258,3 +258,39 @@ def test_a_pseudonym_tampered_between_runs_fails_the_next_runs_form_checks(setup
     assert sum(t["anonymized"] + t["erased"] for t in second.report["tables"].values()) == 0
     assert second.exit_code == 1
     assert _failed(second) == {"form.accounts.email": 1, "form.accounts.email.no_email": 1}
+
+
+def test_form_checks_over_batches_of_the_markers_count_like_one_scope(setup, monkeypatch):
+    """Verification reads anonymized rows in batches (GX fetches a whole scope into memory): three raw
+    emails in three different batches are counted once each, under the same expectation names."""
+    from pipelines import markers
+    from pipelines import verify as verification
+
+    batches: dict[str, int] = {}
+    real_ranges = markers.marker_ranges
+
+    def counted_ranges(conn, table_name, size):
+        ranges = real_ranges(conn, table_name, size)
+        batches[table_name] = len(ranges)
+        return ranges
+
+    def corrupt_then_verify(ctx):
+        with _begin(setup.store) as conn:
+            keys = conn.execute(sa.text("SELECT row_key FROM lethe_anonymized WHERE table_name = 'accounts' "
+                                        "ORDER BY row_key")).scalars().all()
+            for key in (keys[0], keys[len(keys) // 2], keys[-1]):
+                conn.execute(sa.text("UPDATE accounts SET email = 'raw@example.org' "
+                                     "WHERE CAST(user_id AS TEXT) = :k"), {"k": key})
+        return real_verify(ctx)
+
+    real_verify = runner.verify
+    monkeypatch.setattr(verification, "FORM_BATCH", 2)
+    monkeypatch.setattr(markers, "marker_ranges", counted_ranges)
+    monkeypatch.setattr(runner, "verify", corrupt_then_verify)
+
+    result = _run(setup)
+
+    assert batches["accounts"] >= 3 and batches["orders"] >= 2
+    assert _failed(result) == {"form.accounts.email": 3, "form.accounts.email.no_email": 3}
+    names = [e["name"] for e in result.report["expectations"]]
+    assert len(names) == len(set(names))
