@@ -52,7 +52,9 @@ _FAKE_IDENTIFIER_FREE = {"name", "first_name", "last_name", "name_female", "name
 
 
 def _sql(ctx: RunContext, stmt: sa.Select) -> str:
-    """The statement as SQL text for GX, literals inlined (cutoffs, table names, hold scopes: no data values)."""
+    """The statement as SQL text for GX, literals inlined: cutoffs, table names, and keys (hold scopes,
+    form-batch bounds). The text stays in GX's in-memory context, whose logging is muted while it runs.
+    """
     return str(stmt.compile(dialect=ctx.store.dialect, compile_kwargs={"literal_binds": True}))
 
 
