@@ -122,7 +122,8 @@ def try_lock(policy: str | Path, context: Mapping[str, Any]) -> dict | None:
     from pipelines import store as stores
     from pipelines.policy import load_policy
 
-    engine = _waiting.get(str(policy))
+    waiter = str(policy)
+    engine = _waiting.get(waiter)
     if engine is None:
         try:
             url = stores.resolve_url(connection_url(STORE_CONN_ID), "LETHE_STORE_URL", load_policy(policy).store,
@@ -131,17 +132,18 @@ def try_lock(policy: str | Path, context: Mapping[str, Any]) -> dict | None:
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(str(exc)) from None
-        engine = _waiting[str(policy)] = stores.connect(url)
+        engine = _waiting[waiter] = stores.connect(url)
     rid = run_id(context)
+    busy = False
     try:
         lock.acquire(engine, rid)  # no pid: tasks are short-lived processes
     except LockHeldError:
+        busy = True
         log.info("store busy (held by %s); %s waits", lock.holder(engine), rid)
         return None
-    except Exception:
-        _waiting.pop(str(policy)).dispose()
-        raise
-    _waiting.pop(str(policy)).dispose()
+    finally:
+        if not busy:  # taken, or failed: this wait is over
+            _waiting.pop(waiter).dispose()
     return {"run_id": rid, "as_of": as_of(context).isoformat(),
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 

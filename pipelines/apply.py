@@ -25,7 +25,7 @@ from pipelines import aggregates, faults, ledger, lock, markers
 from pipelines.context import RunContext
 from pipelines.discovery import TablePredicates, predicates
 from pipelines.frames import read_rows, write_back
-from pipelines.store import connect, key_in
+from pipelines.store import connect, key_in, key_ranges
 
 DEFAULT_CHUNK = int(os.environ.get("LETHE_CHUNK_SIZE", "20000"))  # rows per transaction
 
@@ -289,25 +289,12 @@ def chunks(ctx: RunContext, name: str, p: TablePredicates, scope: list, chunk_si
 
 def chunk_ranges(ctx: RunContext, key: sa.Column, due: sa.ColumnElement[bool],
                  chunk_size: int) -> Iterator[sa.ColumnElement[bool]]:
-    """Consecutive key ranges `lo < key <= hi`, each holding `chunk_size` rows matching `due` when found.
-
-    Each bound is one short read (the `chunk_size`-th due key after the last bound, by the key's
-    index), so no snapshot outlives a chunk and no key list travels to Lethe; the chunk's statements
-    re-evaluate the due predicate inside the range, so rows that became due meanwhile are not missed
-    and rows already done are not touched twice. The last range is open-ended.
+    """Consecutive key ranges `lo < key <= hi`, each holding `chunk_size` rows matching `due` when found
+    (`store.key_ranges`). The chunk's statements re-evaluate the due predicate inside the range, so rows
+    that became due meanwhile are not missed and rows already done are not touched twice.
     """
-    lo = None
-    while True:
-        after = [key > lo] if lo is not None else []
-        with ctx.store.connect() as conn:
-            hi = conn.execute(sa.select(key).where(due, *after).order_by(key).offset(chunk_size - 1).limit(1)).scalar()
-            if hi is None and conn.execute(sa.select(key).where(due, *after).limit(1)).first() is None:
-                return
-        if hi is None:
-            yield sa.and_(sa.true(), *after)
-            return
-        yield sa.and_(*after, key <= hi)
-        lo = hi
+    for lo, hi in key_ranges(ctx.store, key, due, chunk_size):
+        yield sa.and_(sa.true(), *([key > lo] if lo is not None else []), *([key <= hi] if hi is not None else []))
 
 
 def due_chunks(ctx: RunContext, query: sa.Select, key: sa.Column, chunk_size: int) -> Iterator[list[tuple]]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipelines.store import key_in, key_text
+from pipelines.store import key_in, key_ranges, key_text
 
 _meta = sa.MetaData()
 ANONYMIZED = sa.Table(
@@ -54,20 +54,12 @@ def anonymized_rows(table_name: str, key: sa.Column, after: str | None = None,
     return key.in_(sa.select(sa.cast(ANONYMIZED.c.row_key, key.type)).where(*mine).scalar_subquery())
 
 
-def marker_ranges(conn: Connection, table_name: str, size: int) -> list[tuple[str | None, str | None]]:
-    """A table's markers as consecutive ranges of their text key, `size` markers each (the last open):
-    each bound is one short read of the markers' primary key.
+def marker_ranges(engine: Engine, table_name: str, size: int) -> list[tuple[str | None, str | None]]:
+    """A table's markers as consecutive ranges of their text key, `size` markers each (the last open);
+    one open range when there are none, so a scope over them still exists.
     """
-    ranges: list[tuple[str | None, str | None]] = []
-    lo = None
-    while True:
-        after = [ANONYMIZED.c.row_key > lo] if lo is not None else []
-        hi = conn.execute(sa.select(ANONYMIZED.c.row_key).where(ANONYMIZED.c.table_name == table_name, *after)
-                          .order_by(ANONYMIZED.c.row_key).offset(size - 1).limit(1)).scalar()
-        ranges.append((lo, hi))
-        if hi is None:
-            return ranges
-        lo = hi
+    mine = ANONYMIZED.c.table_name == table_name
+    return list(key_ranges(engine, ANONYMIZED.c.row_key, mine, size)) or [(None, None)]
 
 
 def marked_keys(conn: Connection, table_name: str, table: sa.Table, key: str,

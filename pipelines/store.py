@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -131,3 +131,26 @@ def _dialect_of(column: sa.ColumnElement) -> str | None:
 def key_text(column: sa.ColumnElement) -> sa.ColumnElement:
     """A key or subject value as text, the form the legal-holds table stores it in."""
     return sa.cast(column, sa.Text)
+
+
+def key_ranges(engine: Engine, column: sa.ColumnElement, where: sa.ColumnElement[bool],
+               size: int) -> Iterator[tuple[object | None, object | None]]:
+    """Consecutive ranges `lo < column <= hi` of `size` rows matching `where` each, in `column`'s order;
+    the last is open-ended (hi None), and there are none when no row matches.
+
+    Each bound is one short read (the `size`-th value after the last bound, by the column's index) on
+    its own connection, so no snapshot outlives a range and no key list travels to Lethe. Bounds are
+    read lazily: a caller that changes the rows of one range before asking for the next sees the
+    table as it is then.
+    """
+    lo = None
+    while True:
+        rest = sa.select(column).where(where, *([column > lo] if lo is not None else []))
+        with engine.connect() as conn:
+            hi = conn.execute(rest.order_by(column).offset(size - 1).limit(1)).scalar()
+            if hi is None and conn.execute(rest.limit(1)).first() is None:
+                return
+        yield lo, hi
+        if hi is None:
+            return
+        lo = hi

@@ -119,8 +119,7 @@ def column_checks(ctx: RunContext) -> list[ColumnRules]:
         if not rules:
             continue
         columns = sorted({r.column for r in rules})
-        with ctx.store.connect() as conn:
-            batches = markers.marker_ranges(conn, name, FORM_BATCH)
+        batches = markers.marker_ranges(ctx.store, name, FORM_BATCH)
         for i, (after, upto) in enumerate(batches):
             scope = sa.select(*(table.c[c] for c in columns)).where(
                 markers.anonymized_rows(name, table.c[rule.key], after, upto))
