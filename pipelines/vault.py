@@ -14,6 +14,7 @@ import datetime as dt
 import decimal
 import hashlib
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,7 @@ def vault_table(source: sa.Table, key: str, same_dialect: bool) -> sa.Table:
     """The vault's copy of a source table: same column names, portable types, plus provenance."""
     cols = []
     for c in source.columns:
-        typ = c.type if same_dialect else c.type.as_generic()
+        typ = c.type if same_dialect else _portable(c.type)
         cols.append(sa.Column(c.name, typ, primary_key=(c.name == key), nullable=(c.name != key)))
     cols += [
         sa.Column("lethe_hold_ids", sa.String(1000), nullable=False),
@@ -74,6 +75,45 @@ def vault_table(source: sa.Table, key: str, same_dialect: bool) -> sa.Table:
         sa.Column("lethe_was_anonymized", sa.Boolean, nullable=False),
     ]
     return sa.Table(source.name, sa.MetaData(), *cols)
+
+
+def _portable(typ: sa.types.TypeEngine) -> sa.types.TypeEngine:
+    """A type the other database can hold the value in, read back as the same canonical value.
+
+    A UUID becomes its hyphenated text (holds name keys and subjects as text; a generic Uuid on
+    SQLite would be 32 bare hex digits, matching no hold); types with no generic form (inet, cidr,
+    macaddr, ...) become their text form.
+    """
+    if isinstance(typ, sa.Uuid):
+        return sa.String(36)
+    try:
+        return typ.as_generic()
+    except NotImplementedError:
+        return sa.Text()
+
+
+def _to_vault(value: object, column: sa.Column, dialect: str) -> object:
+    """A store value as the vault column holds it: an aware timestamp as naive UTC unless the column
+    keeps zones (SQLite's DATETIME would keep the wall time and drop the offset, another instant);
+    a non-text value bound for a text column (UUID, IP address) as its text.
+    """
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        if not (dialect == "postgresql" and getattr(column.type, "timezone", False)):
+            return value.astimezone(dt.UTC).replace(tzinfo=None)
+    if value is not None and not isinstance(value, str) and isinstance(column.type, sa.String):
+        return str(value)
+    return value
+
+
+def _to_store(value: object, column: sa.Column) -> object:
+    """A vault value back in the store column's terms: naive UTC for a zoned column as an aware UTC
+    instant (not the session's zone), a UUID's text as a UUID.
+    """
+    if isinstance(value, dt.datetime) and value.tzinfo is None and getattr(column.type, "timezone", False):
+        return value.replace(tzinfo=dt.UTC)
+    if isinstance(value, str) and isinstance(column.type, sa.Uuid) and getattr(column.type, "as_uuid", True):
+        return uuid.UUID(value)
+    return value
 
 
 def ensure_vault_table(ctx: RunContext, name: str) -> sa.Table:
@@ -133,29 +173,35 @@ def _move_chunk(ctx: RunContext, name: str, vtable: sa.Table, columns: list[str]
     with ctx.store.connect() as conn:
         rows = [dict(r) for r in conn.execute(sa.select(table).where(key_in(table.c[rule.key], keys))).mappings()]
         was_anonymized = markers.marked_keys(conn, name, table, rule.key, keys)
-    sums = {r[rule.key]: checksum(r, columns) for r in rows}
+    # the vault may hold a key differently (a UUID as text): vault-side work goes by the vault's form
+    dialect = ctx.vault.dialect.name
+    in_vault = {r[rule.key]: _to_vault(r[rule.key], vtable.c[rule.key], dialect) for r in rows}
+    in_store = {v: k for k, v in in_vault.items()}
+    sums = {in_vault[r[rule.key]]: checksum(r, columns) for r in rows}
+    vkeys = list(sums)
     # 1. copy (skipping rows already copied intact by an earlier, interrupted run)
     with ctx.vault.begin() as vconn:
         present = {r[0]: r[1] for r in vconn.execute(
-            sa.select(vtable.c[rule.key], vtable.c.lethe_checksum).where(vtable.c[rule.key].in_(keys)))}
+            sa.select(vtable.c[rule.key], vtable.c.lethe_checksum).where(vtable.c[rule.key].in_(vkeys)))}
         stale = [k for k, s in present.items() if sums.get(k) != s]
         if stale:
             vconn.execute(sa.delete(vtable).where(vtable.c[rule.key].in_(stale)))
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         new = [
-            {**r, "lethe_hold_ids": ",".join(holds_matching(
-                ctx.holds, name, str(r[rule.key]), None if rule.subject is None else _as_text(r[rule.subject]))),
-             "lethe_run_id": ctx.run_id, "lethe_moved_at": now, "lethe_checksum": sums[r[rule.key]],
+            {**{c: _to_vault(r[c], vtable.c[c], dialect) for c in columns},
+             "lethe_hold_ids": ",".join(holds_matching(
+                 ctx.holds, name, str(r[rule.key]), None if rule.subject is None else _as_text(r[rule.subject]))),
+             "lethe_run_id": ctx.run_id, "lethe_moved_at": now, "lethe_checksum": sums[in_vault[r[rule.key]]],
              "lethe_due_action": actions[r[rule.key]], "lethe_was_anonymized": r[rule.key] in was_anonymized}
-            for r in rows if r[rule.key] not in present or r[rule.key] in stale
+            for r in rows if in_vault[r[rule.key]] not in present or in_vault[r[rule.key]] in stale
         ]
         if new:
             vconn.execute(vtable.insert(), new)
     faults.checkpoint("vault.after_copy")
     # 2. verify: the vault copy must hash to the store row's checksum
     with ctx.vault.connect() as vconn:
-        copies = [dict(r) for r in vconn.execute(sa.select(vtable).where(vtable.c[rule.key].in_(keys))).mappings()]
-    verified = [c[rule.key] for c in copies
+        copies = [dict(r) for r in vconn.execute(sa.select(vtable).where(vtable.c[rule.key].in_(vkeys))).mappings()]
+    verified = [in_store[c[rule.key]] for c in copies
                 if checksum(c, columns) == c["lethe_checksum"] == sums.get(c[rule.key])]
     faults.checkpoint("vault.after_verify")
     # 3. delete from the store, only what verified, in halves (each half its own transaction)
@@ -246,9 +292,10 @@ def _return_anonymized(conn: Connection, ctx: RunContext, name: str, table: sa.T
                        rows: list[dict]) -> None:
     """Insert the rows back into the store, anonymized (every operator through its pandas path)."""
     rule = ctx.policy.tables[name]
+    rows = [{c: _to_store(r[c], table.c[c]) for c in source_cols} for r in rows]
     existing = set(conn.execute(sa.select(table.c[rule.key]).where(
         table.c[rule.key].in_([r[rule.key] for r in rows]))).scalars())
-    fresh = [{c: r[c] for c in source_cols} for r in rows if r[rule.key] not in existing]
+    fresh = [r for r in rows if r[rule.key] not in existing]
     if not fresh:
         return
     frame = pd.DataFrame(fresh, dtype=object)
@@ -256,7 +303,7 @@ def _return_anonymized(conn: Connection, ctx: RunContext, name: str, table: sa.T
     for col, op in ctx.operators[name].items():
         if op.name != "keep":
             frame[col] = op.apply(frame[col], subjects)
-    records = [{c: to_python(v) for c, v in zip(frame.columns, rec, strict=True)}
+    records = [{c: _to_store(to_python(v), table.c[c]) for c, v in zip(frame.columns, rec, strict=True)}
                for rec in frame.itertuples(index=False, name=None)]
     conn.execute(table.insert(), records)
     markers.mark_rows(conn, name, table, rule.key, [r[rule.key] for r in fresh], ctx.run_id)

@@ -176,3 +176,60 @@ def test_form_checks_reach_anonymized_rows_by_uuid_and_text_keys(store, tmp_path
     failed = {e["name"]: e["unexpected_count"] for e in again.report["expectations"] if not e["success"]}
     assert failed == {"form.Customer Accounts.E-Mail": 1, "form.Customer Accounts.E-Mail.no_email": 1,
                       "form.order.Ship To": 2}
+
+
+def _instant(value: object) -> dt.datetime:
+    """A stored timestamp as an aware UTC instant (text, naive UTC or aware)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def test_held_rows_cross_to_a_vault_on_the_other_database_and_return_intact(store, pg, tmp_path, monkeypatch):
+    """UUID subjects and zoned timestamps survive a vault of the other kind: a PostgreSQL store with a
+    SQLite vault, a SQLite store (zone offsets kept as text) with a PostgreSQL vault. Holds still match
+    the rows in the vault, so nothing is released early; on release the rows come back at the same
+    instants, whatever the database session's time zone."""
+    url, policy = store
+    monkeypatch.setenv("PGTZ", "Europe/Berlin")  # a naive timestamp read in this zone would move by an hour
+    on_pg = url.startswith("postgresql")
+    vault = f"sqlite:///{tmp_path / 'vault.db'}" if on_pg else pg.url(pg.create_database("vault"))
+    policy.write_text(POLICY.replace("tables:\n", "legal_holds: {table: legal_holds}\ntables:\n", 1))
+    engine = sa.create_engine(url)
+    holds = sa.Table("legal_holds", sa.MetaData(), sa.Column("hold_id", sa.String(20), primary_key=True),
+                     *(sa.Column(c, sa.String) for c in ("subject_id", "table_name", "record_key", "case_ref")),
+                     sa.Column("placed_at", sa.DateTime), sa.Column("released_at", sa.DateTime))
+    holds.create(engine)
+    with engine.begin() as conn:
+        conn.execute(holds.insert(), [
+            # a subject is named as the store writes it: uuid text on PostgreSQL, 32 hex digits on SQLite
+            {"hold_id": "H-subject", "subject_id": str(GONE) if on_pg else GONE.hex, "table_name": None,
+             "record_key": None, "case_ref": "C-1", "placed_at": dt.datetime(2026, 1, 1)},
+            {"hold_id": "H-row", "subject_id": None, "table_name": "order", "record_key": "A-1", "case_ref": "C-2",
+             "placed_at": dt.datetime(2026, 1, 1)},
+        ])
+    engine.dispose()
+
+    held = run(policy, AS_OF, report_dir=tmp_path / "r", store=url, vault=vault)
+
+    assert held.status == "succeeded", [e for e in held.report["expectations"] if not e["success"]]
+    assert held.report["vault"]["moved"] == 3 and held.report["vault"]["released"] == 0
+    copies = _rows(vault, "order", "id")
+    assert set(copies) == {"A-1", "B-1"} and set(_rows(url, "order", "id")) == {"A-2"}
+    assert _instant(copies["A-1"]["from"]) == dt.datetime(2025, 11, 21, 23, 30, tzinfo=dt.UTC)
+    assert copies["A-1"]["Ship To"] == "1 Main St" and copies["B-1"]["lethe_hold_ids"] == "H-subject"
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(holds.update().values(released_at=dt.datetime(2026, 1, 2)))
+    engine.dispose()
+    released = run(policy, AS_OF, report_dir=tmp_path / "r", store=url, vault=vault)
+
+    assert released.status == "succeeded", [e for e in released.report["expectations"] if not e["success"]]
+    assert released.report["vault"]["released"] == 3 and not _rows(vault, "order", "id")
+    orders = _rows(url, "order", "id")
+    assert _instant(orders["A-1"]["from"]) == dt.datetime(2025, 11, 21, 23, 30, tzinfo=dt.UTC)
+    assert orders["A-1"]["Ship To"] == "[redacted]" and orders["B-1"]["note"].startswith("lt1.w1.")
+    assert uuid.UUID(str(orders["B-1"]["customer"])) == GONE
+    accounts = {uuid.UUID(str(k)): v for k, v in _rows(url, "Customer Accounts", "Customer ID").items()}
+    assert str(accounts[GONE]["E-Mail"]).startswith("lt1.w1.")
