@@ -143,7 +143,8 @@ def _cmd_ledger_verify(args: argparse.Namespace) -> int:
     url = stores.resolve_url(args.store, "LETHE_STORE_URL", policy.store, "store")
     engine = stores.connect(url)
     try:
-        if not sa.inspect(engine).has_table("lethe_ledger"):
+        inspector = sa.inspect(engine)
+        if not (inspector.has_table(ledger.LEDGER.name) or inspector.has_table(ledger.HEAD.name)):
             print("ledger: empty (no run has written to this store yet)")
             return 0
         with engine.connect() as conn:

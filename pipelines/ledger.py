@@ -1,9 +1,12 @@
 """The tamper-evident ledger: an append-only hash chain in the store, one entry per action.
 
 Each entry's hash covers its fields and the previous entry's hash, so altering, removing or
-reordering any entry breaks every hash after it. Row keys are recorded only as one keyed digest per
-entry, never as keys. Entries are appended inside the caller's transaction, so an entry exists
-exactly when the change it records was committed.
+reordering any entry breaks every hash after it. Removing the newest entries breaks no link, so the
+chain's head (last seq and hash) is also kept in `lethe_ledger_head`, updated in the same
+transaction as each append: a chain that ends before its recorded head was cut short, and the next
+entry links to the recorded head, so a run after the cut leaves a gap rather than hiding it. Row keys
+are recorded only as one keyed digest per entry, never as keys. Entries are appended inside the
+caller's transaction, so an entry exists exactly when the change it records was committed.
 """
 
 from __future__ import annotations
@@ -32,11 +35,17 @@ LEDGER = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("entry_hash", sa.String(64), nullable=False),
 )
+HEAD = sa.Table(
+    "lethe_ledger_head", _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1: one row
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("entry_hash", sa.String(64), nullable=False),
+)
 _ADVISORY_LOCK_ID = 0x1E7E_1ED6  # serialises appends from parallel tasks on PostgreSQL
 
 
 def ensure(engine: Engine) -> None:
-    _meta.create_all(engine, tables=[LEDGER])
+    _meta.create_all(engine, tables=[LEDGER, HEAD])
 
 
 def keys_digest(ledger_key: bytes, keys: Iterable[object]) -> str:
@@ -94,15 +103,17 @@ def serialize(conn: Connection) -> None:
 def append(conn: Connection, run_id: str, table_name: str, action: str, row_count: int, digest: str) -> str:
     """Append one entry inside the caller's transaction; returns its hash."""
     serialize(conn)
-    head = conn.execute(
+    head = conn.execute(sa.select(HEAD.c.seq, HEAD.c.entry_hash)).first() or conn.execute(
         sa.select(LEDGER.c.seq, LEDGER.c.entry_hash).order_by(LEDGER.c.seq.desc()).limit(1)
-    ).first()
+    ).first()  # the last entry itself only before the first head record (an empty or older ledger)
     seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS)
     row = {"seq": seq, "run_id": run_id, "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
            "table_name": table_name, "action": action, "row_count": int(row_count), "keys_digest": digest}
     row["prev_hash"] = prev
     row["entry_hash"] = _entry_hash(prev, _fields(row))
     conn.execute(LEDGER.insert().values(**row))
+    if not conn.execute(HEAD.update().where(HEAD.c.id == 1).values(seq=seq, entry_hash=row["entry_hash"])).rowcount:
+        conn.execute(HEAD.insert().values(id=1, seq=seq, entry_hash=row["entry_hash"]))
     return row["entry_hash"]
 
 
@@ -116,18 +127,33 @@ class Verification:
 
 
 def verify(conn: Connection) -> Verification:
-    """Walk the chain in order; the first entry whose link or hash does not match is named."""
+    """Walk the chain in order; the first entry whose link or hash does not match is named. Then the
+    chain must end at the recorded head: entries removed from the end, or added by hand, are named too.
+    """
     prev, expected_seq, count = GENESIS, 1, 0
-    rows = conn.execute(sa.select(LEDGER).order_by(LEDGER.c.seq)).mappings()
-    for row in rows:
-        count += 1
-        if row["seq"] != expected_seq:
-            return Verification(False, count, prev, row["seq"], f"entry {expected_seq} is missing")
-        if row["prev_hash"] != prev:
-            return Verification(False, count, prev, row["seq"], "its link to the previous entry is broken")
-        if _entry_hash(prev, _fields(dict(row))) != row["entry_hash"]:
-            return Verification(False, count, prev, row["seq"], "its content does not match its hash")
-        prev, expected_seq = row["entry_hash"], expected_seq + 1
+    inspector = sa.inspect(conn)
+    if inspector.has_table(LEDGER.name):
+        for row in conn.execute(sa.select(LEDGER).order_by(LEDGER.c.seq)).mappings():
+            count += 1
+            if row["seq"] != expected_seq:
+                return Verification(False, count, prev, row["seq"], f"entry {expected_seq} is missing")
+            if row["prev_hash"] != prev:
+                return Verification(False, count, prev, row["seq"], "its link to the previous entry is broken")
+            if _entry_hash(prev, _fields(dict(row))) != row["entry_hash"]:
+                return Verification(False, count, prev, row["seq"], "its content does not match its hash")
+            prev, expected_seq = row["entry_hash"], expected_seq + 1
+    head = conn.execute(sa.select(HEAD.c.seq, HEAD.c.entry_hash)).first() if inspector.has_table(HEAD.name) else None
+    last = expected_seq - 1
+    if head is None:
+        if count:
+            return Verification(False, count, prev, last, "the chain's head record (lethe_ledger_head) is missing")
+    elif head.seq > last:
+        removed = f"entry {head.seq}" if head.seq == last + 1 else f"entries {last + 1} to {head.seq}"
+        return Verification(False, count, prev, last + 1, f"{removed} at the end of the chain were removed")
+    elif head.seq < last:
+        return Verification(False, count, prev, head.seq + 1, "it was added after the chain's recorded head")
+    elif head.entry_hash != prev:
+        return Verification(False, count, prev, last, "it does not match the chain's recorded head")
     return Verification(True, count, prev)
 
 

@@ -222,6 +222,48 @@ def test_tampered_ledger_fails_verification_naming_the_entry(seeded, tmp_path, t
     assert "BROKEN at entry 3" in bad.stderr or "BROKEN at entry 4" in bad.stderr
 
 
+def _ledger(store: str, sql: str) -> int | None:
+    """Run `sql` on the store as an intruder would; return the ledger's last seq afterwards."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(store)
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql))
+        last = conn.execute(sa.text("SELECT max(seq) FROM lethe_ledger")).scalar()
+    engine.dispose()
+    return last
+
+
+@pytest.mark.parametrize("cut", [1, 3])
+def test_entries_cut_from_the_end_fail_verification_even_after_another_run(seeded, tmp_path, cut):
+    """Removing the newest entries breaks no link; the recorded head catches it, and a later run links
+    to that head, so the cut stays visible as a gap instead of being papered over."""
+    store, vault = seeded
+    run(REFERENCE_POLICY, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
+    last = _ledger(store, "SELECT 1")
+    _ledger(store, f"DELETE FROM lethe_ledger WHERE seq > {last - cut}")
+
+    bad = lethe("ledger", "verify", "--policy", str(REFERENCE_POLICY), "--store", store)
+    assert bad.returncode == 1
+    removed = f"entry {last}" if cut == 1 else f"entries {last - cut + 1} to {last}"
+    assert f"BROKEN at entry {last - cut + 1}: {removed} at the end of the chain were removed" in bad.stderr
+
+    later = run(REFERENCE_POLICY, AS_OF + dt.timedelta(days=40), report_dir=tmp_path / "r", store=store, vault=vault)
+    assert later.report["ledger"]["entries"] > 0
+    still = lethe("ledger", "verify", "--policy", str(REFERENCE_POLICY), "--store", store)
+    assert still.returncode == 1 and f"BROKEN at entry {last + 1}: entry {last - cut + 1} is missing" in still.stderr
+
+
+def test_a_ledger_without_its_head_record_fails_verification(seeded, tmp_path):
+    store, vault = seeded
+    run(REFERENCE_POLICY, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
+    last = _ledger(store, "DELETE FROM lethe_ledger_head")
+
+    bad = lethe("ledger", "verify", "--policy", str(REFERENCE_POLICY), "--store", store)
+    assert bad.returncode == 1
+    assert f"BROKEN at entry {last}: the chain's head record (lethe_ledger_head) is missing" in bad.stderr
+
+
 def _analyzed(store: str) -> dict[str, object]:
     engine = connect(store)
     try:
