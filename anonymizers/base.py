@@ -99,6 +99,8 @@ class Operator:
     idempotent: ClassVar[bool] = False
     needs_subject: ClassVar[bool] = False
     needs_key: ClassVar[bool] = False
+    # On an integer column: the width in bits its results need (None: they stay in the input's range).
+    integer_bits: ClassVar[int | None] = None
 
     def __init__(self, params: Params, ctx: OperatorContext | None = None) -> None:
         if not isinstance(params, self.Params):

@@ -68,6 +68,7 @@ class Pseudonymize(Operator):
     kinds = frozenset({"text", "integer"})
     idempotent = True  # for text; an integer pseudonym is just another integer
     needs_key = True
+    integer_bits = 64  # non-negative 63-bit pseudonyms: a signed 64-bit column
 
     def _setup(self) -> None:
         self._key, key_id = self.ctx.require_key(self.name)

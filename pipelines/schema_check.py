@@ -88,7 +88,22 @@ def check_operator(problems: list[str], path: str, spec: Any, column: sa.Column 
             problems.append(f"{path}: {name} cannot be applied to column {column.table.name}.{column.name} of "
                             f"type {column.type} ({kind})")
             return None
+        bits = _integer_bits(column) if kind == "integer" else None
+        if op.integer_bits and bits is not None and bits < op.integer_bits:
+            problems.append(f"{path}: {name} writes {op.integer_bits}-bit integers but column "
+                            f"{column.table.name}.{column.name} is {column.type} ({bits}-bit); valid: widen it to "
+                            "BIGINT, or use an operator that keeps values in range (keep, redact, bucket)")
+            return None
     return op
+
+
+def _integer_bits(column: sa.Column) -> int | None:
+    """How wide a reflected integer column is; SQLite's integers are 64-bit whatever they are declared as."""
+    if column.table.info.get("dialect") == "sqlite" or isinstance(column.type, sa.BigInteger):
+        return 64
+    if isinstance(column.type, sa.SmallInteger):
+        return 16
+    return 32 if isinstance(column.type, sa.Integer) else None
 
 
 def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: str,

@@ -233,3 +233,29 @@ def test_held_rows_cross_to_a_vault_on_the_other_database_and_return_intact(stor
     assert uuid.UUID(str(orders["B-1"]["customer"])) == GONE
     accounts = {uuid.UUID(str(k)): v for k, v in _rows(url, "Customer Accounts", "Customer ID").items()}
     assert str(accounts[GONE]["E-Mail"]).startswith("lt1.w1.")
+
+
+def test_pseudonymize_on_a_32_bit_integer_column_is_refused_up_front(store_url, pseudonym_key, tmp_path):
+    """Integer pseudonyms are 63-bit (the same value in every table and run), so a PostgreSQL INTEGER or
+    SMALLINT column cannot hold them: refused before anything is written, naming the column and the fix.
+    SQLite's integers are 64-bit whatever their declared type."""
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE staff (id INTEGER PRIMARY KEY, badge INTEGER, born TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO staff VALUES (1, 4711, '2001-01-01 00:00:00')"))
+    engine.dispose()
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}\n"
+                      "tables:\n  staff: {key: id, retain: {for: 1y, from: born}, when_expired: anonymize,"
+                      " columns: {badge: pseudonymize}}\n")
+    proc = lethe("run", "--policy", str(policy), "--store", store_url, "--as-of", "2026-11-22",
+                 "--report-dir", str(tmp_path / "r"))
+    badge = _rows(store_url, "staff", "id")[1]["badge"]
+    if store_url.startswith("sqlite"):
+        assert proc.returncode == 0, proc.stderr
+        assert badge != 4711 and 0 <= badge < 2**63
+        return
+    assert proc.returncode == 2
+    assert ("tables.staff.columns.badge: pseudonymize writes 64-bit integers but column staff.badge is "
+            "INTEGER (32-bit); valid: widen it to BIGINT") in proc.stderr
+    assert badge == 4711 and "lethe_ledger" not in sa.inspect(sa.create_engine(store_url)).get_table_names()
