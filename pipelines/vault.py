@@ -81,11 +81,13 @@ def _portable(typ: sa.types.TypeEngine) -> sa.types.TypeEngine:
     """A type the other database can hold the value in, read back as the same canonical value.
 
     A UUID becomes its hyphenated text (holds name keys and subjects as text; a generic Uuid on
-    SQLite would be 32 bare hex digits, matching no hold); types with no generic form (inet, cidr,
-    macaddr, ...) become their text form.
+    SQLite would be 32 bare hex digits, matching no hold); an array becomes JSON (only PostgreSQL
+    has arrays); types with no generic form (inet, cidr, macaddr, ...) become their text form.
     """
     if isinstance(typ, sa.Uuid):
         return sa.String(36)
+    if isinstance(typ, sa.ARRAY):
+        return sa.JSON(none_as_null=True)
     try:
         return typ.as_generic()
     except NotImplementedError:

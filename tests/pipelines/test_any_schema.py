@@ -259,3 +259,40 @@ def test_pseudonymize_on_a_32_bit_integer_column_is_refused_up_front(store_url, 
     assert ("tables.staff.columns.badge: pseudonymize writes 64-bit integers but column staff.badge is "
             "INTEGER (32-bit); valid: widen it to BIGINT") in proc.stderr
     assert badge == 4711 and "lethe_ledger" not in sa.inspect(sa.create_engine(store_url)).get_table_names()
+
+
+def test_postgresql_only_types_cross_to_a_sqlite_vault_and_back(pg_url, pseudonym_key, tmp_path):
+    """inet, cidr, arrays and jsonb have no SQLite form: the vault keeps them as text and JSON, copies
+    verify, and released rows return with their PostgreSQL types."""
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE hits (id bigint PRIMARY KEY, ip inet, net cidr, at timestamptz,"
+                             " tags text[], doc jsonb)"))
+        conn.execute(sa.text("CREATE TABLE legal_holds (hold_id text PRIMARY KEY, subject_id text, table_name text,"
+                             " record_key text, case_ref text, placed_at timestamptz, released_at timestamptz)"))
+        conn.execute(sa.text("INSERT INTO hits VALUES (1, '10.1.2.3', '10.1.0.0/16', '2025-01-01 10:00+02',"
+                             " ARRAY['a','b'], '{\"k\": 1}'), (2, '2001:db8::1', NULL, '2025-01-02', NULL, NULL)"))
+        conn.execute(sa.text("INSERT INTO legal_holds VALUES ('H1', NULL, 'hits', NULL, 'C-1', now(), NULL)"))
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}\n"
+                      "legal_holds: {table: legal_holds}\n"
+                      "tables:\n  hits: {key: id, retain: {for: 90d, from: at}, when_expired: anonymize,"
+                      " columns: {ip: redact}}\n")
+    vault = f"sqlite:///{tmp_path / 'vault.db'}"
+
+    held = run(policy, AS_OF, report_dir=tmp_path / "r", store=pg_url, vault=vault)
+
+    assert held.status == "succeeded" and held.report["vault"]["moved"] == 2
+    copies = _rows(vault, "hits", "id")
+    assert copies[1]["ip"] == "10.1.2.3" and copies[1]["net"] == "10.1.0.0/16" and copies[1]["tags"] == ["a", "b"]
+    assert copies[2]["doc"] is None and _instant(copies[1]["at"]) == dt.datetime(2025, 1, 1, 8, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE legal_holds SET released_at = now() - interval '1 day'"))
+    engine.dispose()
+
+    released = run(policy, AS_OF, report_dir=tmp_path / "r", store=pg_url, vault=vault)
+
+    assert released.status == "succeeded" and released.report["vault"]["released"] == 2
+    rows = _rows(pg_url, "hits", "id")
+    assert rows[1]["ip"] is None and str(rows[1]["net"]) == "10.1.0.0/16" and rows[1]["tags"] == ["a", "b"]
+    assert rows[1]["doc"] == {"k": 1} and _instant(rows[1]["at"]) == dt.datetime(2025, 1, 1, 8, tzinfo=dt.UTC)
