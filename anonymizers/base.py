@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.sql.elements import ColumnElement
 
-KINDS: tuple[str, ...] = ("text", "integer", "float", "date", "datetime", "boolean", "binary", "other")
+KINDS: tuple[str, ...] = ("text", "integer", "float", "date", "datetime", "boolean", "binary", "ip", "other")
 ALL_KINDS: frozenset[str] = frozenset(KINDS)
 DIALECTS: tuple[str, ...] = ("postgresql", "sqlite")
 MIN_KEY_BYTES = 32

@@ -13,7 +13,7 @@ import re
 import pandas as pd
 import sqlalchemy as sa
 from pydantic import Field
-from sqlalchemy.dialects.postgresql import INET
+from sqlalchemy.dialects.postgresql import CIDR, INET
 from sqlalchemy.sql.elements import ColumnElement
 
 from anonymizers.base import Operator, Params, as_text, dialect_name, map_values
@@ -45,7 +45,7 @@ class GeneralizeIpParams(Params):
 class GeneralizeIp(Operator):
     name = "generalize_ip"
     Params = GeneralizeIpParams
-    kinds = frozenset({"text"})
+    kinds = frozenset({"text", "ip"})  # ip: PostgreSQL's inet and cidr
     idempotent = True
 
     def _setup(self) -> None:
@@ -73,11 +73,18 @@ class GeneralizeIp(Operator):
         return out
 
     def apply(self, series: pd.Series, subjects: pd.Series | None = None) -> pd.Series:
+        first = series.dropna().head(1)
+        if len(first) and not isinstance(first.iloc[0], str):  # inet/cidr arrive as ipaddress objects
+            series = series.map(_address_text, na_action="ignore")
         return map_values(as_text(series), self._networks)
 
     def sql(self, column: ColumnElement, dialect, subject=None) -> ColumnElement | None:
         if dialect_name(dialect) != "postgresql" or self.params.ipv6_prefix > _PG_MAX_V6_PREFIX:
             return None
+        if isinstance(column.type, (INET, CIDR)):  # already an address: no text to validate
+            prefix = sa.case((sa.func.family(column) == 4, self.params.ipv4_prefix), else_=self.params.ipv6_prefix)
+            return sa.type_coerce(sa.cast(sa.func.network(sa.func.set_masklen(column, prefix)), column.type),
+                                  column.type)
 
         def network(prefix: int) -> ColumnElement:
             inet = sa.cast(sa.func.split_part(column, "/", 1), INET)
@@ -92,7 +99,18 @@ class GeneralizeIp(Operator):
         return sa.type_coerce(expr, sa.String)
 
     def writes_null(self, kind: str, subject_nullable: bool = True) -> str | None:
-        return "writes NULL for an invalid address"
+        return None if kind == "ip" else "writes NULL for an invalid address"
 
     def form_regex(self, kind: str = "text") -> str:
         return rf"^(?:{_V4}/{self.params.ipv4_prefix}|(?:{_V6})/{self.params.ipv6_prefix})$"
+
+
+def _address_text(value: object) -> object:
+    """An inet (address or interface) or cidr value as its address, without a mask; text unchanged."""
+    if isinstance(value, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
+        return str(value.ip)
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return str(value.network_address)
+    if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return str(value)
+    return value

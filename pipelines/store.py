@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from pipelines.errors import InputError
 
-COLUMN_KINDS = ("text", "integer", "float", "date", "datetime", "boolean", "binary", "other")
+COLUMN_KINDS = ("text", "integer", "float", "date", "datetime", "boolean", "binary", "ip", "other")
 
 
 def resolve_url(flag: str | None, env_var: str, from_policy: str | None, what: str) -> str:
@@ -98,8 +98,8 @@ def column_kind(column: sa.Column) -> str:
         return "datetime"
     if "CHAR" in name or "TEXT" in name or "CITEXT" in name:
         return "text"
-    if "INET" in name or "CIDR" in name:
-        return "other"
+    if name in ("INET", "CIDR"):
+        return "ip"  # PostgreSQL's address types
     return "other"
 
 

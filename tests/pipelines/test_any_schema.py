@@ -296,3 +296,28 @@ def test_postgresql_only_types_cross_to_a_sqlite_vault_and_back(pg_url, pseudony
     rows = _rows(pg_url, "hits", "id")
     assert rows[1]["ip"] is None and str(rows[1]["net"]) == "10.1.0.0/16" and rows[1]["tags"] == ["a", "b"]
     assert rows[1]["doc"] == {"k": 1} and _instant(rows[1]["at"]) == dt.datetime(2025, 1, 1, 8, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("ipv6_prefix", [48, 120])  # 120: past PostgreSQL's SQL form, so pandas does it
+def test_generalize_ip_on_postgresql_inet_and_cidr_columns(pg_url, pseudonym_key, tmp_path, ipv6_prefix):
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE logins (id bigint PRIMARY KEY, ip inet NOT NULL, net cidr, at timestamp)"))
+        conn.execute(sa.text("INSERT INTO logins VALUES (1, '203.0.113.77', '198.51.100.0/24', '2025-01-01'),"
+                             " (2, '2001:db8:abcd:12::7', NULL, '2025-01-01'), (3, '192.0.2.1', NULL, '2026-11-01')"))
+    engine.dispose()
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}\n"
+                      "tables:\n  logins: {key: id, retain: {for: 90d, from: at}, when_expired: anonymize, columns:"
+                      f" {{ip: {{generalize_ip: {{ipv4_prefix: 24, ipv6_prefix: {ipv6_prefix}}}}},"
+                      " net: {generalize_ip: {ipv4_prefix: 16}}}}\n")
+    check = lethe("check", "--policy", str(policy), "--store", pg_url)
+    assert check.returncode == 0, check.stderr
+
+    result = run(policy, AS_OF, report_dir=tmp_path / "r", store=pg_url)
+
+    assert result.status == "succeeded", [e for e in result.report["expectations"] if not e["success"]]
+    rows = {k: {c: None if v is None else str(v) for c, v in r.items()} for k, r in _rows(pg_url, "logins", "id").items()}
+    assert rows[1]["ip"] == "203.0.113.0/24" and rows[1]["net"] == "198.51.0.0/16"
+    assert rows[2]["ip"] == ("2001:db8:abcd::/48" if ipv6_prefix == 48 else "2001:db8:abcd:12::/120")
+    assert rows[3]["ip"] == "192.0.2.1"  # not due
