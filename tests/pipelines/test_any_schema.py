@@ -317,7 +317,8 @@ def test_generalize_ip_on_postgresql_inet_and_cidr_columns(pg_url, pseudonym_key
     result = run(policy, AS_OF, report_dir=tmp_path / "r", store=pg_url)
 
     assert result.status == "succeeded", [e for e in result.report["expectations"] if not e["success"]]
-    rows = {k: {c: None if v is None else str(v) for c, v in r.items()} for k, r in _rows(pg_url, "logins", "id").items()}
+    rows = {k: {c: None if v is None else str(v) for c, v in r.items()}
+            for k, r in _rows(pg_url, "logins", "id").items()}
     assert rows[1]["ip"] == "203.0.113.0/24" and rows[1]["net"] == "198.51.0.0/16"
     assert rows[2]["ip"] == ("2001:db8:abcd::/48" if ipv6_prefix == 48 else "2001:db8:abcd:12::/120")
     assert rows[3]["ip"] == "192.0.2.1"  # not due
