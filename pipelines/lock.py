@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pipelines.errors import LockHeldError
+from pipelines.store import enable_wal
 
 _meta = sa.MetaData()
 LOCK = sa.Table(
@@ -50,6 +51,7 @@ def _stale(row, stale_after: dt.timedelta) -> bool:
 
 def acquire(engine: Engine, run_id: str, pid: int | None = None, stale_after: dt.timedelta = STALE_AFTER) -> None:
     """Take the store for `run_id` (re-entrant for the same run); raise LockHeldError if another run has it."""
+    enable_wal(engine)
     _meta.create_all(engine, tables=[LOCK])
     try:
         with engine.begin() as conn:

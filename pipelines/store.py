@@ -54,7 +54,6 @@ def connect(url: str, *, writer: bool = True) -> Engine:
         def _pragmas(dbapi_conn, _record) -> None:
             dbapi_conn.isolation_level = None  # SQLAlchemy, not pysqlite, decides when to BEGIN
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=60000")
             cur.close()
 
@@ -66,6 +65,24 @@ def connect(url: str, *, writer: bool = True) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return sa.create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+
+
+def enable_wal(engine: Engine) -> None:
+    """Put a SQLite database in WAL mode, so readers never wait for a writer's chunk (the mode is kept in
+    the file). Called by the first write of a run (taking the store lock, creating a vault table), not
+    on connect: commands that only read — plan, check, a run refused for bad input — leave the file
+    byte-identical.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()  # outside any transaction: the journal mode cannot change inside one
+    try:
+        cur = raw.cursor()
+        if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.close()
+    finally:
+        raw.close()
 
 
 def reflect(engine: Engine, names: list[str]) -> dict[str, sa.Table]:

@@ -29,7 +29,7 @@ from pipelines.context import RunContext
 from pipelines.discovery import predicates
 from pipelines.frames import to_python
 from pipelines.holds import held_predicate, holds_matching
-from pipelines.store import key_in
+from pipelines.store import enable_wal, key_in
 
 PROVENANCE = ("lethe_hold_ids", "lethe_run_id", "lethe_moved_at", "lethe_checksum", "lethe_due_action",
               "lethe_was_anonymized")
@@ -121,6 +121,7 @@ def _to_store(value: object, column: sa.Column) -> object:
 def ensure_vault_table(ctx: RunContext, name: str) -> sa.Table:
     table = vault_table(ctx.tables[name], ctx.policy.tables[name].key,
                         ctx.vault.dialect.name == ctx.dialect)
+    enable_wal(ctx.vault)
     table.metadata.create_all(ctx.vault)
     return table
 

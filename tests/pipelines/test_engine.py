@@ -173,6 +173,33 @@ def test_killed_run_then_normal_run_equals_uninterrupted_run(store_and_vault, ps
     assert verify.returncode == 0, verify.stderr
 
 
+def test_commands_that_only_read_leave_a_sqlite_store_byte_identical(sqlite_url, pseudonym_key, tmp_path):
+    """check, a dry run and a run refused for a bad policy write nothing, not even SQLite's journal mode;
+    the first real run puts the store in WAL mode."""
+    import hashlib
+    import sqlite3
+    from pathlib import Path
+
+    seed(sqlite_url, rows=1_000, seed=3, as_of=AS_OF)
+    path = Path(sqlite_url.split(":///", 1)[1])
+    vault = tmp_path / "vault.db"
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(REFERENCE_POLICY.read_text().replace("pseudonymize", "pseudonymise", 1))
+    where = ["--store", sqlite_url, "--vault", f"sqlite:///{vault}", "--report-dir", str(tmp_path / "r")]
+
+    check = lethe("check", "--policy", str(REFERENCE_POLICY), "--store", sqlite_url)
+    dry = lethe("run", "--policy", str(REFERENCE_POLICY), "--as-of", str(AS_OF), "--dry-run", *where)
+    refused = lethe("run", "--policy", str(bad), "--as-of", str(AS_OF), *where)
+
+    assert (check.returncode, dry.returncode, refused.returncode) == (0, 0, 2), refused.stderr
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.glob("*.db*")) == [path.name]  # no -wal, -journal or vault file
+    assert lethe("run", "--policy", str(REFERENCE_POLICY), "--as-of", str(AS_OF), *where).returncode == 0
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
 def test_second_concurrent_run_refuses(seeded, tmp_path):
     store, vault = seeded
     engine = connect(store)
