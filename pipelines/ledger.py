@@ -50,11 +50,9 @@ def ensure(engine: Engine) -> None:
 
 def keys_digest(ledger_key: bytes, keys: Iterable[object]) -> str:
     """A keyed digest of the row keys: proves which rows without storing them."""
-    mac = hmac.new(ledger_key, digestmod=hashlib.sha256)
-    for k in sorted(str(k) for k in keys):
-        mac.update(k.encode("utf-8"))
-        mac.update(b"\x00")
-    return mac.hexdigest()
+    texts = sorted(str(k) for k in keys)  # every key as UTF-8 followed by a NUL, in code-point order
+    message = "\x00".join(texts).encode("utf-8") + (b"\x00" if texts else b"")
+    return hmac.new(ledger_key, message, hashlib.sha256).hexdigest()
 
 
 def keys_digest_sql(ledger_key: bytes, keys: sa.ColumnElement) -> sa.ColumnElement[str]:
