@@ -10,7 +10,7 @@ and makes the same mutations, those of benchmarks/engine_policy.yaml as of 2026-
                := '[redacted]', signup_ip := NULL
 
 Contenders, each in its own process (peak RSS is that process's VmHWM, read at its end):
-  lethe     pipelines.runner.run() (plan, apply in 20,000-row chunk transactions, verification,
+  lethe     pipelines.runner.run() (plan, apply in LETHE_CHUNK_SIZE-row chunk transactions, verification,
             report); then a second run over the swept store, which must change nothing (after a
             VACUUM ANALYZE on PostgreSQL, autovacuum's work)
   sql       (a) one hand-written statement per rule, one transaction each; PostgreSQL uses

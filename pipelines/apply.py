@@ -27,7 +27,12 @@ from pipelines.discovery import TablePredicates, predicates
 from pipelines.frames import read_rows, write_back
 from pipelines.store import connect, key_in, key_ranges
 
-DEFAULT_CHUNK = int(os.environ.get("LETHE_CHUNK_SIZE", "20000"))  # rows per transaction
+# Rows per transaction. Large, because on SQLite every commit rewrites each index page its chunk touched,
+# and a chunk's deletes land all over a timestamp or subject index: at 10M rows the apply step took 89 s
+# with 20,000-row chunks, 65 s with 50,000 and 55 s with 100,000, against 63 s for one unchunked DELETE
+# (benchmarks/README.md). PostgreSQL's range chunks cost the same at any of these sizes. A chunk holds at
+# most its keys (and, for pandas operators, those columns) in memory.
+DEFAULT_CHUNK = int(os.environ.get("LETHE_CHUNK_SIZE", "100000"))
 
 
 @dataclass

@@ -33,7 +33,9 @@ from pipelines.store import enable_wal, key_in
 
 PROVENANCE = ("lethe_hold_ids", "lethe_run_id", "lethe_moved_at", "lethe_checksum", "lethe_due_action",
               "lethe_was_anonymized")
-RELEASED = "released:"  # marker namespace: vault rows whose release the store already recorded
+RELEASED = "released:"
+# A vault chunk carries whole rows through Lethe (copy, then verify), so it stays smaller than apply's.
+VAULT_CHUNK = min(DEFAULT_CHUNK, 20_000)  # marker namespace: vault rows whose release the store already recorded
 
 
 def _canonical(value: object) -> object:
@@ -149,7 +151,7 @@ class VaultCounts:
         return self.released_erased + self.released_returned
 
 
-def move_held(ctx: RunContext, name: str, chunk_size: int = DEFAULT_CHUNK) -> int:
+def move_held(ctx: RunContext, name: str, chunk_size: int = VAULT_CHUNK) -> int:
     """Move every due row of `name` under an active hold to the vault; returns rows moved."""
     rule, table = ctx.policy.tables[name], ctx.tables[name]
     p = predicates(ctx, name)
@@ -225,7 +227,7 @@ def _as_text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def release(ctx: RunContext, name: str, chunk_size: int = DEFAULT_CHUNK) -> VaultCounts:
+def release(ctx: RunContext, name: str, chunk_size: int = VAULT_CHUNK) -> VaultCounts:
     """Vault rows of `name` no longer under any active hold get the action they were due for."""
     counts = VaultCounts()
     vtable = existing_vault_table(ctx, name)
