@@ -146,8 +146,9 @@ def verify(conn: Connection) -> Verification:
         if count:
             return Verification(False, count, prev, last, "the chain's head record (lethe_ledger_head) is missing")
     elif head.seq > last:
-        removed = f"entry {head.seq}" if head.seq == last + 1 else f"entries {last + 1} to {head.seq}"
-        return Verification(False, count, prev, last + 1, f"{removed} at the end of the chain were removed")
+        removed = (f"entry {head.seq} at the end of the chain was" if head.seq == last + 1
+                   else f"entries {last + 1} to {head.seq} at the end of the chain were")
+        return Verification(False, count, prev, last + 1, f"{removed} removed")
     elif head.seq < last:
         return Verification(False, count, prev, head.seq + 1, "it was added after the chain's recorded head")
     elif head.entry_hash != prev:

@@ -272,8 +272,9 @@ def test_entries_cut_from_the_end_fail_verification_even_after_another_run(seede
 
     bad = lethe("ledger", "verify", "--policy", str(REFERENCE_POLICY), "--store", store)
     assert bad.returncode == 1
-    removed = f"entry {last}" if cut == 1 else f"entries {last - cut + 1} to {last}"
-    assert f"BROKEN at entry {last - cut + 1}: {removed} at the end of the chain were removed" in bad.stderr
+    removed = (f"entry {last} at the end of the chain was" if cut == 1
+               else f"entries {last - 2} to {last} at the end of the chain were")
+    assert f"BROKEN at entry {last - cut + 1}: {removed} removed" in bad.stderr
 
     later = run(REFERENCE_POLICY, AS_OF + dt.timedelta(days=40), report_dir=tmp_path / "r", store=store, vault=vault)
     assert later.report["ledger"]["entries"] > 0
