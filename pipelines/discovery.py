@@ -1,7 +1,8 @@
 """Which rows are due as of D, for which reason and action, and which of them are held.
 
-Everything here builds SQL predicates; nothing reads or writes data. The same predicates drive the
-plan, the apply step, the vault move and the verification, so they cannot disagree.
+Everything here builds SQL predicates; the one read is the list of deleted subjects whose own row a
+hold moved to the vault (`vaulted_deleted_subjects`). The same predicates drive the plan, the apply
+step, the vault move and the verification, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -48,6 +49,26 @@ def deleted_subject_ids(ctx: RunContext) -> sa.Select | None:
                                           at_or_before(table.c[s.deleted_at], cutoff, ctx.dialect))
 
 
+def vaulted_deleted_subjects(ctx: RunContext) -> list[str]:
+    """Subjects deleted at or before D minus the grace period whose own row is in the vault, as text.
+
+    A hold on a subject's row moves it out of the store, and with it the store's record that the
+    subject was deleted; the subject's other rows are due all the same (holds are few: this is a short
+    read of the vault's copy of the subjects table).
+    """
+    from pipelines.vault import existing_vault_table  # the vault module builds on this one
+
+    s = ctx.policy.subjects
+    vtable = existing_vault_table(ctx, s.table) if s is not None else None
+    if vtable is None or s.id not in vtable.c or s.deleted_at not in vtable.c:
+        return []
+    cutoff = s.erase_after.before(ctx.instant)
+    query = sa.select(vtable.c[s.id]).where(
+        vtable.c[s.id].is_not(None), at_or_before(vtable.c[s.deleted_at], cutoff, ctx.vault.dialect.name))
+    with ctx.vault.connect() as vconn:
+        return sorted({str(v) for v in vconn.execute(query).scalars()})
+
+
 def predicates(ctx: RunContext, name: str, table: sa.Table | None = None,
                with_markers: bool = True) -> TablePredicates:
     """Predicates for policy table `name`, evaluated on `table` (default: the store's table)."""
@@ -61,7 +82,11 @@ def predicates(ctx: RunContext, name: str, table: sa.Table | None = None,
     deleted = deleted_subject_ids(ctx)
     if rule.subject is not None and deleted is not None and rule.when_subject_deleted != "keep":
         subject = table.c[rule.subject]
-        by_subject = sa.and_(subject.is_not(None), subject.in_(deleted.scalar_subquery()))
+        in_deleted = subject.in_(deleted.scalar_subquery())
+        vaulted = vaulted_deleted_subjects(ctx)
+        if vaulted:
+            in_deleted = sa.or_(in_deleted, key_text(subject).in_(vaulted))
+        by_subject = sa.and_(subject.is_not(None), in_deleted)
     reasons = [(by_retention, rule.when_expired), (by_subject, rule.when_subject_deleted)]
     erase_reasons = [p for p, action in reasons if action == "erase" and p is not _NEVER]
     anonymize_reasons = [p for p, action in reasons if action == "anonymize" and p is not _NEVER]
@@ -83,15 +108,22 @@ def markers_ready(ctx: RunContext) -> bool:
 
 
 def count_due(ctx: RunContext, name: str) -> dict[str, int]:
-    """Per table: due rows by reason and action, and how many of them are held."""
+    """Per table: due rows by reason and action, and how many of them are held; `erase_folded` counts
+    rows to erase that were anonymized earlier, so already folded into any aggregate (a dry run's fold
+    count leaves them out, as the run does).
+    """
     table = ctx.tables[name]
-    p = predicates(ctx, name, with_markers=markers_ready(ctx))
+    ready = markers_ready(ctx)
+    p = predicates(ctx, name, with_markers=ready)
     due = p.due
+    rule = ctx.policy.tables[name]
+    marked = (markers.is_marked(name, key_text(table.c[rule.key])) if ready and rule.anonymizes else _NEVER)
     cols = [
         sa.func.count().filter(due).label("due"),
         sa.func.count().filter(sa.and_(due, p.by_retention)).label("due_by_retention"),
         sa.func.count().filter(sa.and_(due, p.by_subject)).label("due_by_subject_deletion"),
         sa.func.count().filter(sa.and_(p.erase, sa.not_(p.held))).label("erase"),
+        sa.func.count().filter(sa.and_(p.erase, sa.not_(p.held), marked)).label("erase_folded"),
         sa.func.count().filter(sa.and_(p.anonymize, sa.not_(p.held))).label("anonymize"),
         sa.func.count().filter(sa.and_(due, p.held)).label("held"),
     ]

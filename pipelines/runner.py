@@ -68,7 +68,7 @@ def assemble(ctx: RunContext, *, started_at: str, planned: dict, moved: dict, re
     for name, agg in ctx.policy.aggregates.items():
         if ctx.dry_run:
             p = planned.get(agg.from_table, {})
-            folded[name] = p.get("erase", 0) + p.get("anonymize", 0)
+            folded[name] = p.get("erase", 0) - p.get("erase_folded", 0) + p.get("anonymize", 0)
         else:
             folded[name] = (applied.get(agg.from_table, {}).get("folded", {}).get(name, 0)
                             + released.get(agg.from_table, {}).get("folded", {}).get(name, 0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pandas as pd
 import pytest
@@ -179,3 +180,69 @@ def test_active_holds_without_a_vault_refuse_the_run_before_anything_is_written(
     assert proc.returncode == 2
     assert "legal holds are active but no vault is configured" in proc.stderr
     assert snapshot(sqlite_url) == before
+
+
+HELD_SUBJECT_POLICY = """
+version: 1
+pseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: r1}
+subjects: {table: people, id: pid, deleted_at: deleted_at, erase_after: 30d}
+legal_holds: {table: legal_holds}
+tables:
+  people:
+    key: pid
+    subject: pid
+    retain: {for: 1y, from: created_at}
+    when_expired: erase
+    when_subject_deleted: anonymize
+    columns: {email: pseudonymize}
+  notes:
+    key: id
+    subject: pid
+    when_subject_deleted: erase
+aggregates:
+  people_stats:
+    from: people
+    dimensions: {domain: {column: email, email_domain: true}}
+    min_group_size: 1
+"""
+
+
+def _report(directory) -> dict:
+    (path,) = list(directory.glob("*.json"))
+    return json.loads(path.read_text())
+
+
+def test_a_deleted_subject_whose_own_row_is_held_still_has_its_other_rows_processed(store_and_vault, pseudonym_key,
+                                                                                  tmp_path):
+    """A hold on just the subject's row moves it, and the store's record of the deletion, to the vault;
+    the subject's notes are due all the same, in the plan and in the run. Later, a row anonymized (and
+    folded) earlier that expires is erased without a second fold, and the plan says so too."""
+    store, vault = store_and_vault
+    _exec(store, "CREATE TABLE people (pid VARCHAR(20) PRIMARY KEY, email VARCHAR(80), created_at TIMESTAMP, "
+                 "deleted_at TIMESTAMP)")
+    _exec(store, "CREATE TABLE notes (id INTEGER PRIMARY KEY, pid VARCHAR(20), body VARCHAR(80))")
+    _exec(store, "CREATE TABLE legal_holds (hold_id INTEGER PRIMARY KEY, subject_id VARCHAR(20), "
+                 "table_name VARCHAR(40), record_key VARCHAR(40), case_ref VARCHAR(40), placed_at TIMESTAMP, "
+                 "released_at TIMESTAMP)")
+    _exec(store, "INSERT INTO people VALUES ('p-held', 'a@x.io', '2026-01-10 00:00:00', '2026-02-01 00:00:00'), "
+                 "('p-free', 'b@x.io', '2026-01-10 00:00:00', '2026-02-01 00:00:00'), "
+                 "('p-old', 'c@x.io', '2025-08-01 00:00:00', '2026-02-01 00:00:00')")
+    _exec(store, "INSERT INTO notes VALUES (1, 'p-held', 'n1'), (2, 'p-free', 'n2')")
+    _exec(store, "INSERT INTO legal_holds VALUES (1, NULL, 'people', 'p-held', 'CASE-1', '2026-01-01 00:00:00', NULL)")
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HELD_SUBJECT_POLICY)
+    where = ["--store", store, "--vault", vault]
+
+    for as_of, erased_notes, folded in (("2026-06-01", 2, 2), ("2026-09-01", 0, 0)):
+        plan = lethe("plan", "--policy", str(policy), "--as-of", as_of, *where,
+                     "--report-dir", str(tmp_path / f"p{as_of}"))
+        done = lethe("run", "--policy", str(policy), "--as-of", as_of, *where, "--report-dir", str(tmp_path / as_of))
+        assert plan.returncode == 0 and done.returncode == 0, done.stderr
+        planned, ran = _report(tmp_path / f"p{as_of}"), _report(tmp_path / as_of)
+        assert ran["status"] == "succeeded"
+        assert ran["tables"]["notes"]["erased"] == planned["tables"]["notes"]["erased"] == erased_notes, as_of
+        assert ran["aggregates"] == planned["aggregates"] == {"people_stats": {"folded": folded}}, as_of
+    assert frame(store, "notes").empty                      # p-held's note went too, though its row is held
+    assert set(frame(vault, "people").pid) == {"p-held"}    # the held row stays in the vault
+    assert set(frame(store, "people").pid) == {"p-free"}    # p-old expired and was erased, folded once
+    assert frame(store, "people_stats").row_count.sum() == 2
