@@ -70,8 +70,8 @@ def assemble(ctx: RunContext, *, started_at: str, planned: dict, moved: dict, re
             p = planned.get(agg.from_table, {})
             folded[name] = p.get("erase", 0) - p.get("erase_folded", 0) + p.get("anonymize", 0)
         else:
-            folded[name] = (applied.get(agg.from_table, {}).get("folded", {}).get(name, 0)
-                            + released.get(agg.from_table, {}).get("folded", {}).get(name, 0))
+            folded[name] = applied.get(agg.from_table, {}).get("folded", {}).get(name, 0)
+        folded[name] += released.get(agg.from_table, {}).get("folded", {}).get(name, 0)
     out = {
         "run_id": ctx.run_id, "as_of": ctx.as_of.isoformat(), "dry_run": ctx.dry_run, "status": status,
         "policy_sha256": ctx.policy.sha256, "policy_file": Path(ctx.policy.source).name,
@@ -98,10 +98,10 @@ def verify(ctx: RunContext) -> list[dict]:
 
 
 def execute(ctx: RunContext) -> tuple[dict, dict, dict, dict]:
-    """Steps 1-5 of a run (the vault and apply steps are skipped in a dry run)."""
+    """Steps 1-5 of a run (in a dry run the plan and the vault release only count; nothing moves)."""
     planned = steps.plan(ctx)
     if ctx.dry_run:
-        return planned, {}, {}, {}
+        return planned, {}, steps.release_vault_rows(ctx), {}
     moved = steps.move_held_rows(ctx)
     released = steps.release_vault_rows(ctx)
     applied = {}

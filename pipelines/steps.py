@@ -14,7 +14,7 @@ from pipelines.context import RunContext
 from pipelines.discovery import count_due, predicates
 from pipelines.holds import held_predicate
 from pipelines.timestamps import at_or_before
-from pipelines.vault import existing_vault_table, move_held, release
+from pipelines.vault import existing_vault_table, move_held, releasable, release
 
 
 def plan(ctx: RunContext) -> dict[str, dict[str, int]]:
@@ -29,9 +29,10 @@ def move_held_rows(ctx: RunContext) -> dict[str, int]:
 
 
 def release_vault_rows(ctx: RunContext) -> dict[str, dict[str, int]]:
+    """Release vault rows no longer held; in a dry run, count what a release would do."""
     out = {}
     for name in ctx.policy.table_order():
-        c = release(ctx, name)
+        c = releasable(ctx, name) if ctx.dry_run else release(ctx, name)
         out[name] = {"erased": c.released_erased, "returned": c.released_returned, "folded": c.folded}
     return out
 

@@ -249,6 +249,32 @@ def release(ctx: RunContext, name: str, chunk_size: int = VAULT_CHUNK) -> VaultC
     return counts
 
 
+def releasable(ctx: RunContext, name: str) -> VaultCounts:
+    """What `release` would do now, read-only: a dry run's counts of vault rows no longer held, by the
+    action they were due for, and the folds of those not folded before (never anonymized).
+    """
+    counts = VaultCounts()
+    vtable = existing_vault_table(ctx, name)
+    if vtable is None:
+        return counts
+    rule = ctx.policy.tables[name]
+    held = held_predicate(ctx.holds, name, vtable, rule.key, rule.subject)
+    action, was_anonymized = vtable.c.lethe_due_action, vtable.c.lethe_was_anonymized
+    with ctx.vault.connect() as vconn:
+        groups = vconn.execute(sa.select(action, was_anonymized, sa.func.count()).where(sa.not_(held))
+                               .group_by(action, was_anonymized)).all()
+    for due_action, anonymized_before, n in groups:
+        if due_action == "erase":
+            counts.released_erased += n
+        else:
+            counts.released_returned += n
+        if not anonymized_before:
+            for agg_name, agg in ctx.policy.aggregates.items():
+                if agg.from_table == name:
+                    counts.folded[agg_name] = counts.folded.get(agg_name, 0) + n
+    return counts
+
+
 def _release_chunk(ctx: RunContext, name: str, vtable: sa.Table, rows: list[dict], folds: list,
                    folded: dict[str, int]) -> tuple[int, int]:
     rule, table = ctx.policy.tables[name], ctx.tables[name]

@@ -233,16 +233,26 @@ def test_a_deleted_subject_whose_own_row_is_held_still_has_its_other_rows_proces
     policy.write_text(HELD_SUBJECT_POLICY)
     where = ["--store", store, "--vault", vault]
 
-    for as_of, erased_notes, folded in (("2026-06-01", 2, 2), ("2026-09-01", 0, 0)):
+    def plan_then_run(as_of: str) -> tuple[dict, dict]:
         plan = lethe("plan", "--policy", str(policy), "--as-of", as_of, *where,
                      "--report-dir", str(tmp_path / f"p{as_of}"))
         done = lethe("run", "--policy", str(policy), "--as-of", as_of, *where, "--report-dir", str(tmp_path / as_of))
         assert plan.returncode == 0 and done.returncode == 0, done.stderr
-        planned, ran = _report(tmp_path / f"p{as_of}"), _report(tmp_path / as_of)
+        ran = _report(tmp_path / as_of)
         assert ran["status"] == "succeeded"
+        return _report(tmp_path / f"p{as_of}"), ran
+
+    for as_of, erased_notes, folded in (("2026-06-01", 2, 2), ("2026-09-01", 0, 0)):
+        planned, ran = plan_then_run(as_of)
         assert ran["tables"]["notes"]["erased"] == planned["tables"]["notes"]["erased"] == erased_notes, as_of
         assert ran["aggregates"] == planned["aggregates"] == {"people_stats": {"folded": folded}}, as_of
     assert frame(store, "notes").empty                      # p-held's note went too, though its row is held
     assert set(frame(vault, "people").pid) == {"p-held"}    # the held row stays in the vault
     assert set(frame(store, "people").pid) == {"p-free"}    # p-old expired and was erased, folded once
     assert frame(store, "people_stats").row_count.sum() == 2
+
+    _exec(store, "UPDATE legal_holds SET released_at = '2026-01-02 00:00:00'")
+    planned, ran = plan_then_run("2026-09-02")              # the released row returns anonymized, folded once
+    assert ran["vault"] == planned["vault"] == {"moved": 0, "released": 1}
+    assert ran["aggregates"] == planned["aggregates"] == {"people_stats": {"folded": 1}}
+    assert frame(store, "people_stats").row_count.sum() == 3 and frame(vault, "people").empty
