@@ -230,14 +230,14 @@ def _as_text(value: object) -> str | None:
 def release(ctx: RunContext, name: str, chunk_size: int = VAULT_CHUNK) -> VaultCounts:
     """Vault rows of `name` no longer under any active hold get the action they were due for."""
     counts = VaultCounts()
-    vtable = existing_vault_table(ctx, name)
-    if vtable is None:
+    found = _unheld(ctx, name)
+    if found is None:
         return counts
+    vtable, unheld = found
     rule = ctx.policy.tables[name]
-    held = held_predicate(ctx.holds, name, vtable, rule.key, rule.subject)
     with ctx.vault.connect() as vconn:
         rows = [dict(r) for r in vconn.execute(
-            sa.select(vtable).where(sa.not_(held)).order_by(vtable.c[rule.key])).mappings()]
+            sa.select(vtable).where(unheld).order_by(vtable.c[rule.key])).mappings()]
     markers.ensure(ctx.store)
     ledger.ensure(ctx.store)
     folds = fold_targets(ctx, name)
@@ -254,25 +254,35 @@ def releasable(ctx: RunContext, name: str) -> VaultCounts:
     action they were due for, and the folds of those not folded before (never anonymized).
     """
     counts = VaultCounts()
-    vtable = existing_vault_table(ctx, name)
-    if vtable is None:
+    found = _unheld(ctx, name)
+    if found is None:
         return counts
-    rule = ctx.policy.tables[name]
-    held = held_predicate(ctx.holds, name, vtable, rule.key, rule.subject)
+    vtable, unheld = found
     action, was_anonymized = vtable.c.lethe_due_action, vtable.c.lethe_was_anonymized
     with ctx.vault.connect() as vconn:
-        groups = vconn.execute(sa.select(action, was_anonymized, sa.func.count()).where(sa.not_(held))
+        groups = vconn.execute(sa.select(action, was_anonymized, sa.func.count()).where(unheld)
                                .group_by(action, was_anonymized)).all()
+    aggregates_of_table = [a for a, agg in ctx.policy.aggregates.items() if agg.from_table == name]
     for due_action, anonymized_before, n in groups:
         if due_action == "erase":
             counts.released_erased += n
         else:
             counts.released_returned += n
-        if not anonymized_before:
-            for agg_name, agg in ctx.policy.aggregates.items():
-                if agg.from_table == name:
-                    counts.folded[agg_name] = counts.folded.get(agg_name, 0) + n
+        if not anonymized_before:  # rows anonymized before they were held were folded then
+            for agg_name in aggregates_of_table:
+                counts.folded[agg_name] = counts.folded.get(agg_name, 0) + n
     return counts
+
+
+def _unheld(ctx: RunContext, name: str) -> tuple[sa.Table, sa.ColumnElement[bool]] | None:
+    """The vault's copy of `name` and the condition on its rows that no active hold protects any more
+    (None when the vault has no such table).
+    """
+    vtable = existing_vault_table(ctx, name)
+    if vtable is None:
+        return None
+    rule = ctx.policy.tables[name]
+    return vtable, sa.not_(held_predicate(ctx.holds, name, vtable, rule.key, rule.subject))
 
 
 def _release_chunk(ctx: RunContext, name: str, vtable: sa.Table, rows: list[dict], folds: list,
