@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.sql.elements import ColumnElement
 
+from anonymizers.sql_secrets import secret
+
 KINDS: tuple[str, ...] = ("text", "integer", "float", "date", "datetime", "boolean", "binary", "ip", "other")
 ALL_KINDS: frozenset[str] = frozenset(KINDS)
 DIALECTS: tuple[str, ...] = ("postgresql", "sqlite")
@@ -295,14 +297,10 @@ def utf8(values: list[str]) -> list[bytes]:
 
 
 def pg_hmac_int63(message_text: ColumnElement, key: bytes) -> ColumnElement:
-    """PostgreSQL twin of :func:`hmac_int63`; the key is a bind parameter, never inlined."""
+    """PostgreSQL twin of :func:`hmac_int63`; the key is read from the session, never sent in the statement."""
     from sqlalchemy.dialects.postgresql import BIT
 
-    digest = sa.func.hmac(sa.func.convert_to(message_text, "UTF8"), key_param(key), "sha256")
+    digest = sa.func.hmac(sa.func.convert_to(message_text, "UTF8"), secret(key), "sha256")
     hex8 = sa.func.encode(sa.func.substr(digest, 1, 8), "hex")
     as_int = sa.cast(sa.cast(sa.literal("x", sa.Text) + hex8, BIT(64)), sa.BigInteger)
     return as_int.op("&")(sa.literal(MAX_INT63, sa.BigInteger))
-
-
-def key_param(key: bytes) -> sa.BindParameter:
-    return sa.bindparam("lethe_key", value=key, type_=sa.LargeBinary, unique=True)

@@ -29,10 +29,10 @@ from anonymizers.base import (
     dedupe_pays,
     dialect_name,
     integral_series,
-    key_param,
     map_values,
     pg_hmac_int63,
 )
+from anonymizers.sql_secrets import secret
 
 TOKEN_VERSION = "lt1"
 TOKEN_BYTES = 30  # a multiple of 3: base64 without padding, and tokens of many values encode in one call
@@ -147,7 +147,7 @@ class Pseudonymize(Operator):
             return None  # SQLite has no HMAC
         if isinstance(column.type, sa.Integer):
             return sa.type_coerce(pg_hmac_int63(sa.cast(column, sa.Text), self._key), column.type)
-        digest = sa.func.hmac(sa.func.convert_to(column, "UTF8"), key_param(self._key), "sha256")
+        digest = sa.func.hmac(sa.func.convert_to(column, "UTF8"), secret(self._key), "sha256")
         # PostgreSQL's base64 wraps lines at 76 characters; 40 never wrap. No padding for 30 bytes.
         b64url = sa.func.translate(sa.func.encode(sa.func.substr(digest, 1, TOKEN_BYTES), "base64"), "+/", "-_")
         token = sa.literal(self._prefix, sa.Text) + sa.type_coerce(b64url, sa.Text)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from anonymizers.sql_secrets import secret
+
 GENESIS = "0" * 64
 _meta = sa.MetaData()
 LEDGER = sa.Table(
@@ -61,6 +63,7 @@ def keys_digest_sql(ledger_key: bytes, keys: sa.ColumnElement) -> sa.ColumnEleme
     The same bytes as the Python form: every key as UTF-8 text followed by a NUL, in code-point order
     (COLLATE "C" compares bytes, and UTF-8 byte order is code-point order), under HMAC-SHA256 spelled
     out with the built-in sha256() (no extension needed): sha256(K^opad || sha256(K^ipad || message)).
+    The padded keys are read from the session (`anonymizers.sql_secrets`), never sent in the statement.
     """
     from sqlalchemy.dialects.postgresql import aggregate_order_by
 
@@ -74,8 +77,8 @@ def keys_digest_sql(ledger_key: bytes, keys: sa.ColumnElement) -> sa.ColumnEleme
                            aggregate_order_by(sa.literal(b"", sa.LargeBinary), text.collate("C")),
                            type_=sa.LargeBinary),
         sa.literal(b"", sa.LargeBinary))
-    inner = sa.func.sha256(sa.literal(ipad, sa.LargeBinary).op("||")(message), type_=sa.LargeBinary)
-    outer = sa.func.sha256(sa.literal(opad, sa.LargeBinary).op("||")(inner), type_=sa.LargeBinary)
+    inner = sa.func.sha256(secret(ipad).op("||")(message), type_=sa.LargeBinary)
+    outer = sa.func.sha256(secret(opad).op("||")(inner), type_=sa.LargeBinary)
     return sa.func.encode(outer, "hex", type_=sa.String)
 
 

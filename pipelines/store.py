@@ -14,6 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
+from anonymizers import sql_secrets
 from pipelines.errors import InputError
 
 COLUMN_KINDS = ("text", "integer", "float", "date", "datetime", "boolean", "binary", "ip", "other")
@@ -64,7 +65,9 @@ def connect(url: str, *, writer: bool = True) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return sa.create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+    engine = sa.create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+    sql_secrets.install(engine)  # keys reach SQL forms by COPY, never as logged statement parameters
+    return engine
 
 
 def enable_wal(engine: Engine) -> None:

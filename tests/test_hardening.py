@@ -164,6 +164,36 @@ def test_the_key_never_appears_in_logs_reports_ledger_vault_or_errors(store_and_
         assert form not in everything
 
 
+def test_no_key_reaches_the_postgresql_server_log_even_when_it_logs_every_statement(pg, pseudonym_key, tmp_path):
+    """Servers log statements with their bind parameters (slow-query logs, log_statement): the keys the SQL
+    forms and the ledger digest use must not be among them."""
+    database = pg.create_database("logged")
+    pg.admin(f"ALTER DATABASE \"{database}\" SET log_statement = 'all'", database=database)
+    pg.admin(f"ALTER DATABASE \"{database}\" SET log_min_duration_statement = 0", database=database)
+    store = pg.url(database)
+    seed(store, rows=3_000, seed=9, as_of=AS_OF)
+    policy = tmp_path / "keyed.yaml"  # pseudonymize (the key) and shift_date (a derived key) in SQL
+    policy.write_text(REFERENCE_POLICY.read_text().replace("created_at: {generalize_date: month}",
+                                                           "created_at: {shift_date: {max_days: 30}}"))
+    server_log = pg.root / "log"
+    start = server_log.stat().st_size
+
+    result = runner.run(policy, AS_OF, report_dir=tmp_path / "r", store=store, vault=pg.url(pg.create_database("v")))
+
+    assert result.status == "succeeded", result.report["expectations"]
+    assert result.report["tables"]["orders"]["anonymized"] > 0
+    with server_log.open("rb") as f:
+        f.seek(start)
+        logged = f.read().decode("utf-8", "replace")
+    assert "UPDATE orders SET" in logged and "parameters:" in logged, "the server did not log the run's statements"
+    from anonymizers import sql_secrets
+
+    secrets_used = list(sql_secrets._known.values())
+    assert len(secrets_used) >= 4  # the key, shift_date's derived key, the ledger digest's two padded keys
+    for form in [pseudonym_key, pseudonym_key.encode().hex(), *(s.hex() for s in secrets_used)]:
+        assert form not in logged
+
+
 def test_rotating_the_key_leaves_existing_tokens_and_uses_the_new_key_for_new_rows(sqlite_url, tmp_path,
                                                                                    monkeypatch):
     monkeypatch.setenv("LETHE_PSEUDONYM_KEY", os.urandom(32).hex())

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from anonymizers import OperatorContext, build_operator
+from anonymizers import OperatorContext, build_operator, sql_secrets
 
 _tables = itertools.count()
 
@@ -53,6 +53,7 @@ def sqlite_engine(tmp_path_factory):
 @pytest.fixture(scope="module")
 def pg_engine(pg):
     engine = sa.create_engine(pg.url(pg.create_database("anon")))
+    sql_secrets.install(engine)  # as pipelines.store.connect does
     yield engine
     engine.dispose()
 
