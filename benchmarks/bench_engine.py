@@ -26,7 +26,8 @@ Run from the project root:
     .venv/bin/python benchmarks/bench_engine.py                                   # 1M rows, both backends
     .venv/bin/python benchmarks/bench_engine.py --rows 10000000 --sample 20000    # 10M, rowwise sampled
 Options: --backend sqlite|postgresql|both, --profile DIR (cProfile of an extra, untimed Lethe run),
---json FILE (results), --workdir DIR (where the SQLite files go; default a temporary directory).
+--json FILE (results), --workdir DIR (where the SQLite files go; default a temporary directory),
+--workers N (Lethe's concurrent chunk transactions on PostgreSQL; default Lethe's own, 2).
 The pseudonymisation key is random per invocation (LETHE_PSEUDONYM_KEY in the children's environment).
 """
 
@@ -523,11 +524,17 @@ def main() -> None:
                         help="seconds after which Lethe's second run is stopped and reported as timed out")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--workdir", type=Path, help="directory for the SQLite stores (default: temporary)")
+    parser.add_argument("--workers", type=int, help="Lethe's concurrent chunk transactions (LETHE_WORKERS; "
+                        "default: Lethe's own default, 2; SQLite uses one)")
     args = parser.parse_args()
     os.environ[KEY_ENV] = secrets.token_urlsafe(48)  # random per invocation; inherited by the children
+    if args.workers is not None:
+        os.environ["LETHE_WORKERS"] = str(args.workers)
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
-    print(machine(), f"| load average at start {load()}", flush=True)
+    from pipelines.workers import resolve_workers
+
+    print(machine(), f"| Lethe workers {resolve_workers(None)} | load average at start {load()}", flush=True)
     results: list[dict] = []
     tmp = tempfile.TemporaryDirectory(prefix="lethe-bench-engine-") if args.workdir is None else None
     workdir = Path(tmp.name) if tmp else args.workdir

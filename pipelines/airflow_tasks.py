@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipelines import ledger, lock, markers, report, runner, steps
+from pipelines import ledger, lock, markers, report, runner, steps, tombstones
 from pipelines.context import RunContext, build, safe_run_id
 from pipelines.errors import InputError, LockHeldError
 
@@ -68,10 +68,13 @@ def connection_url(conn_id: str) -> str | None:
 
 
 def open_context(policy: str | Path, context: Mapping[str, Any]) -> RunContext:
-    """Build (and validate) the RunContext for this task: Connections first, then LETHE_*_URL, then the policy."""
+    """Build (and validate) the RunContext for this task: Connections first, then LETHE_*_URL, then the policy.
+
+    One worker per task: the DAG's concurrency is its mapped partitions (the `partitions` param).
+    """
     try:
         return build(policy, as_of(context), store=connection_url(STORE_CONN_ID),
-                     vault=connection_url(VAULT_CONN_ID), run_id=run_id(context))
+                     vault=connection_url(VAULT_CONN_ID), run_id=run_id(context), workers=1)
     except InputError as exc:
         # Retrying cannot fix a bad policy, key or hold: fail the task at once, with the message.
         from airflow.sdk.exceptions import AirflowFailException
@@ -152,6 +155,7 @@ def plan(policy: str | Path, context: Mapping[str, Any]) -> dict:
     with holding_store(policy, context) as ctx:
         markers.ensure(ctx.store)
         ledger.ensure(ctx.store)
+        tombstones.ensure(ctx.store)  # here, not by parallel apply tasks racing to create it
         return steps.plan(ctx)
 
 

@@ -13,15 +13,16 @@ discovery finds exactly what is left.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from anonymizers import OperatorContext
-from pipelines import aggregates, faults, ledger, lock, markers
+from pipelines import aggregates, faults, ledger, lock, markers, tombstones
 from pipelines.context import RunContext
 from pipelines.discovery import TablePredicates, predicates
 from pipelines.frames import read_rows, write_back
@@ -33,6 +34,7 @@ from pipelines.store import connect, key_in, key_ranges
 # (benchmarks/README.md). PostgreSQL's range chunks cost the same at any of these sizes. A chunk holds at
 # most its keys (and, for pandas operators, those columns) in memory.
 DEFAULT_CHUNK = int(os.environ.get("LETHE_CHUNK_SIZE", "100000"))
+T = TypeVar("T")
 
 
 @dataclass
@@ -176,9 +178,12 @@ def key_chunk(ctx: RunContext, name: str, p: TablePredicates, scope: list, after
 def erase_rows(conn: Connection, ctx: RunContext, name: str, where: sa.ColumnElement[bool],
                keys: list | None = None) -> int:
     """Delete the rows matching `where` (forgetting their markers first) and record it in the ledger;
-    `keys` when the chunk already holds them, else the database digests what it deleted.
+    `keys` when the chunk already holds them, else the database digests what it deleted. Subjects still
+    inside their grace period keep a tombstone, written first in the same transaction, so their other
+    rows fall due once it is over.
     """
     rule, table = ctx.policy.tables[name], ctx.tables[name]
+    tombstones.record_erased(conn, ctx, name, where)  # a no-op for tables other than the subjects table
     if rule.anonymizes:  # only a table that anonymizes can hold markers to forget
         markers.unmark_where(conn, name, table, rule.key, where)
     if keys is None:
@@ -315,8 +320,39 @@ def chunks(ctx: RunContext, name: str, p: TablePredicates, scope: list, chunk_si
                 return
             yield counts
     key = ctx.tables[name].c[ctx.policy.tables[name].key]
-    for in_range in chunk_ranges(ctx, key, sa.and_(p.due, *scope), chunk_size):
-        yield range_chunk(ctx, name, p, sa.and_(in_range, *scope), ops[0])
+    ranges = chunk_ranges(ctx, key, sa.and_(p.due, *scope), chunk_size)
+    yield from concurrently(lambda in_range: range_chunk(ctx, name, p, sa.and_(in_range, *scope), ops[0]),
+                            ranges, ctx.workers)
+
+
+def concurrently(work: Callable[[T], TableCounts], items: Iterator[T], workers: int) -> Iterator[TableCounts]:
+    """`work` over `items` on up to `workers` threads, yielding each result as it completes.
+
+    Range chunks are disjoint, each its own transaction on its own connection, and the server does all
+    the work (no key travels), so concurrent chunks use the database's cores where one statement uses
+    one: PostgreSQL 15 runs no DML in parallel. Ledger appends stay in order under the store's append
+    lock (`ledger.serialize`), taken only after a chunk's statements. `items` is read on this thread, one
+    ahead of the pool, so the next range's bound is read while the workers run; it is read lazily, and
+    no worker touches a row beyond the last bound handed out, so each bound still sees the table as it
+    is. On a failure no new chunk starts; chunks under way finish (or roll back) before it is raised.
+    """
+    if workers <= 1:
+        yield from map(work, items)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lethe-chunk") as pool:
+        pending: set[Future] = set()
+        try:
+            for item in items:
+                pending.add(pool.submit(work, item))
+                if len(pending) > workers:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    yield from (f.result() for f in done)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (f.result() for f in done)
+        finally:
+            for f in pending:
+                f.cancel()
 
 
 def chunk_ranges(ctx: RunContext, key: sa.Column, due: sa.ColumnElement[bool],

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipelines.durations import parse_as_of
 from pipelines.errors import InputError, LetheError
+from pipelines.workers import DEFAULT_WORKERS, MAX_WORKERS, resolve_workers
 
 log = logging.getLogger("lethe")
 
@@ -27,6 +28,14 @@ def _as_of(text: str):
         return parse_as_of(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _workers(text: str) -> int:
+    try:
+        return resolve_workers(int(text))
+    except (ValueError, InputError):
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_WORKERS}, "
+                                         f"got {text[:20]!r}") from None
 
 
 def _positive(text: str) -> int:
@@ -52,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--report-dir", default="reports", help="where reports go (default: reports/)")
         p.add_argument("--store", help="store URL (overrides LETHE_STORE_URL and the policy)")
         p.add_argument("--vault", help="vault URL (overrides LETHE_VAULT_URL and the policy)")
+        p.add_argument("--workers", type=_workers, help=f"concurrent chunk transactions on PostgreSQL, 1 to "
+                       f"{MAX_WORKERS} (overrides LETHE_WORKERS; default {DEFAULT_WORKERS}; SQLite uses one)")
 
     run_args(sub.add_parser("run", help="erase, anonymize and move due data as of a date"), dry=False)
     run_args(sub.add_parser("plan", help="what a run would do (same as run --dry-run)"), dry=True)
@@ -83,7 +94,7 @@ def _cmd_run(args: argparse.Namespace, dry_run: bool) -> int:
     from pipelines.runner import run
 
     result = run(args.policy, args.as_of, dry_run=dry_run, report_dir=args.report_dir,
-                 store=args.store, vault=args.vault)
+                 store=args.store, vault=args.vault, workers=args.workers)
     _print_summary(result.report)
     print(f"report: {result.report_path}")
     return result.exit_code

@@ -23,6 +23,7 @@ from pipelines.holds import Hold, load_active
 from pipelines.policy import Policy, load_policy
 from pipelines.schema_check import check_against_schema, tables_named
 from pipelines.secrets import SecretError, resolve
+from pipelines.workers import resolve_workers
 
 
 def new_run_id(as_of: dt.date, dry_run: bool = False) -> str:
@@ -49,6 +50,7 @@ class RunContext:
     tables: dict[str, sa.Table]
     holds: list[Hold]
     now: dt.datetime
+    workers: int = 1  # concurrent chunk transactions per table (PostgreSQL range chunks; see apply.py)
     _vault: Engine | None = None
 
     @property
@@ -103,9 +105,11 @@ def validate(policy: Policy, engine: Engine, context: OperatorContext | None) ->
 
 
 def build(policy_path: str | Path, as_of: dt.date, *, dry_run: bool = False, store: str | None = None,
-          vault: str | None = None, run_id: str | None = None, now: dt.datetime | None = None) -> RunContext:
+          vault: str | None = None, run_id: str | None = None, now: dt.datetime | None = None,
+          workers: int | None = None) -> RunContext:
     """Load, resolve and validate everything; any problem raises InputError before data is touched."""
     policy = load_policy(policy_path)
+    worker_count = resolve_workers(workers)
     context = operator_context(policy)
     store_url = stores.resolve_url(store, "LETHE_STORE_URL", policy.store, "store")
     vault_url = vault or os.environ.get("LETHE_VAULT_URL") or policy.vault
@@ -129,4 +133,5 @@ def build(policy_path: str | Path, as_of: dt.date, *, dry_run: bool = False, sto
         raise
     return RunContext(policy=policy, store_url=store_url, vault_url=vault_url, store=engine, as_of=as_of,
                       run_id=run_id or new_run_id(as_of, dry_run), dry_run=dry_run, key=context.key,
-                      operators=operators, tables=tables, holds=holds, now=now)
+                      operators=operators, tables=tables, holds=holds, now=now,
+                      workers=worker_count)

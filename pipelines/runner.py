@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import ledger, lock, markers, report, steps
+from pipelines import ledger, lock, markers, report, steps, tombstones
 from pipelines.context import RunContext, build
 from pipelines.errors import LetheError, RunFailedError
 
@@ -109,18 +109,18 @@ def execute(ctx: RunContext) -> tuple[dict, dict, dict, dict]:
         # Under the lock only Lethe changes what is due, and the vault steps only take rows away, so a
         # table the plan found nothing to do for is skipped instead of searched again (as the DAG skips
         # it: its partitions are empty). Rows inserted meanwhile are the next run's.
-        if planned[name]["erase"] or planned[name]["anonymize"]:
+        if steps.needs_apply(ctx, name, planned[name]):
             applied[name] = steps.apply(ctx, name)
     steps.coarsen(ctx)
     return planned, moved, released, applied
 
 
 def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir: str | Path = "reports",
-        store: str | None = None, vault: str | None = None) -> RunResult:
+        store: str | None = None, vault: str | None = None, workers: int | None = None) -> RunResult:
     """Run (or plan) as of `as_of`. Input errors raise before anything is touched; a failure part-way
     is reported with status `error` and raised as RunFailedError after the report is written.
     """
-    ctx = build(policy, as_of, dry_run=dry_run, store=store, vault=vault)
+    ctx = build(policy, as_of, dry_run=dry_run, store=store, vault=vault, workers=workers)
     started = _now()
     report_dir = report.prepare_dir(report_dir)
     try:
@@ -128,6 +128,7 @@ def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir
             lock.acquire(ctx.store, ctx.run_id, pid=os.getpid())
             markers.ensure(ctx.store)
             ledger.ensure(ctx.store)
+            tombstones.ensure(ctx.store)
         try:
             planned, moved, released, applied = execute(ctx)
             expectations = [] if dry_run else verify(ctx)

@@ -8,7 +8,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from pipelines import aggregates, ledger
+from pipelines import aggregates, ledger, tombstones
 from pipelines.apply import apply_table, key_bounds
 from pipelines.context import RunContext
 from pipelines.discovery import count_due, predicates
@@ -38,12 +38,36 @@ def release_vault_rows(ctx: RunContext) -> dict[str, dict[str, int]]:
 
 
 def partitions(ctx: RunContext, name: str, count: int) -> list[list]:
-    """Key ranges of a table's due rows for parallel apply tasks (JSON-able)."""
-    return [[lo, hi] for lo, hi in key_bounds(ctx, name, count)]
+    """Key ranges of a table's due rows for parallel apply tasks (JSON-able). The subjects table gets one
+    open range even with no row due when tombstones wait to be forgotten: its apply step forgets them.
+    """
+    bounds = [[lo, hi] for lo, hi in key_bounds(ctx, name, count)]
+    if not bounds and _forgets_tombstones(ctx, name):
+        bounds = [[None, None]]
+    return bounds
+
+
+def needs_apply(ctx: RunContext, name: str, planned: dict[str, int]) -> bool:
+    """Whether the apply step has work on this table: rows its plan found to erase or anonymize, or, for
+    the subjects table, tombstones past the grace period to forget.
+    """
+    return bool(planned.get("erase") or planned.get("anonymize")) or _forgets_tombstones(ctx, name)
+
+
+def _forgets_tombstones(ctx: RunContext, name: str) -> bool:
+    return tombstones.is_subjects_table(ctx, name) and tombstones.waiting(ctx)
 
 
 def apply(ctx: RunContext, name: str, key_range: list | None = None) -> dict:
+    """Erase or anonymize a table's due rows (within `key_range`). The subjects table is applied last, so
+    once it is, the tombstones past the grace period have done their work and are forgotten.
+    """
+    subjects = tombstones.is_subjects_table(ctx, name)
+    if subjects:
+        tombstones.ensure(ctx.store)  # before the chunks' transactions, which may write tombstones
     counts = apply_table(ctx, name, key_range=tuple(key_range) if key_range else None)
+    if subjects:
+        tombstones.forget_past_grace(ctx)
     return {"table": name, "erased": counts.erased, "anonymized": counts.anonymized, "folded": counts.folded}
 
 
@@ -157,5 +181,5 @@ def ledger_state(ctx: RunContext) -> dict:
             **({"first_bad_entry": v.first_bad} if not v.ok else {})}
 
 
-__all__ = ["plan", "move_held_rows", "release_vault_rows", "partitions", "apply", "coarsen", "holds_summary",
-           "pending_subjects", "ledger_state"]
+__all__ = ["plan", "move_held_rows", "release_vault_rows", "partitions", "needs_apply", "apply", "coarsen",
+           "holds_summary", "pending_subjects", "ledger_state"]

@@ -23,7 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipelines import aggregates, faults, ledger, markers
+from pipelines import aggregates, faults, ledger, markers, tombstones
 from pipelines.apply import DEFAULT_CHUNK, due_chunks, fold_targets
 from pipelines.context import RunContext
 from pipelines.discovery import predicates
@@ -240,6 +240,7 @@ def release(ctx: RunContext, name: str, chunk_size: int = VAULT_CHUNK) -> VaultC
             sa.select(vtable).where(unheld).order_by(vtable.c[rule.key])).mappings()]
     markers.ensure(ctx.store)
     ledger.ensure(ctx.store)
+    tombstones.ensure(ctx.store)
     folds = fold_targets(ctx, name)
     for i in range(0, len(rows), chunk_size):
         chunk = rows[i:i + chunk_size]
@@ -303,6 +304,10 @@ def _release_chunk(ctx: RunContext, name: str, vtable: sa.Table, rows: list[dict
             _fold_released(conn, ctx, [r[rule.key] for r in fold_keys], fold_keys, folds, folded)
         if back:
             _return_anonymized(conn, ctx, name, table, source_cols, back)
+        if erase and tombstones.is_subjects_table(ctx, name):  # the vault row was the deletion's last record
+            s = ctx.policy.subjects
+            tombstones.record_released(conn, ctx, name, [(_to_store(r[s.id], table.c[s.id]), r[s.deleted_at])
+                                                         for r in erase])
         for action, group in (("release_erase", erase), ("release_anonymize", back)):
             if group:
                 gk = [g[rule.key] for g in group]
