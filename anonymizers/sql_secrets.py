@@ -17,22 +17,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-TABLE = "lethe_secrets"
-CREATE = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {TABLE} (name text NOT NULL, value bytea NOT NULL) "
+CREATE = ("CREATE TEMPORARY TABLE IF NOT EXISTS lethe_secrets (name text NOT NULL, value bytea NOT NULL) "
           "ON COMMIT DELETE ROWS")
-COPY = f"COPY pg_temp.{TABLE} (name, value) FROM STDIN"
+COPY = "COPY pg_temp.lethe_secrets (name, value) FROM STDIN"
 _PREFIX = "lethe_secret_"
 _known: dict[str, bytes] = {}  # name -> value, for this process's statements
 
-_table = sa.table(TABLE, sa.column("name", sa.Text), sa.column("value", sa.LargeBinary), schema="pg_temp")
+_table = sa.table("lethe_secrets", sa.column("name", sa.Text), sa.column("value", sa.LargeBinary), schema="pg_temp")
 
 
 def secret(value: bytes) -> ColumnElement:
     """`value` as a PostgreSQL statement reads it: a one-row subquery (evaluated once per statement)."""
     name = _PREFIX + hashlib.sha256(b"lethe-secret-name\x00" + value).hexdigest()[:24]
     _known[name] = value
-    # The name is inlined (hex, no quoting issue) so the engine can see from the text which keys to load.
-    return (sa.select(_table.c.value).where(_table.c.name == sa.literal_column(f"'{name}'"))
+    # The name is inlined (a literal of hex digits) so the engine sees from the text which keys to load.
+    inlined = sa.literal(name, sa.Text).compile(compile_kwargs={"literal_binds": True})
+    return (sa.select(_table.c.value).where(_table.c.name == sa.literal_column(str(inlined), sa.Text))
             .limit(1).scalar_subquery())
 
 
