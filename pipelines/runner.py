@@ -110,7 +110,7 @@ def execute(ctx: RunContext) -> tuple[dict, dict, dict, dict]:
         # table the plan found nothing to do for is skipped instead of searched again (as the DAG skips
         # it: its partitions are empty). Rows inserted meanwhile are the next run's.
         if steps.needs_apply(ctx, name, planned[name]):
-            applied[name] = steps.apply(ctx, name)
+            applied[name] = steps.apply(ctx, name, expected=planned[name]["erase"] + planned[name]["anonymize"])
     steps.coarsen(ctx)
     return planned, moved, released, applied
 

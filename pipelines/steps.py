@@ -58,14 +58,14 @@ def _forgets_tombstones(ctx: RunContext, name: str) -> bool:
     return tombstones.is_subjects_table(ctx, name) and tombstones.waiting(ctx)
 
 
-def apply(ctx: RunContext, name: str, key_range: list | None = None) -> dict:
+def apply(ctx: RunContext, name: str, key_range: list | None = None, expected: int | None = None) -> dict:
     """Erase or anonymize a table's due rows (within `key_range`). The subjects table is applied last, so
     once it is, the tombstones past the grace period have done their work and are forgotten.
     """
     subjects = tombstones.is_subjects_table(ctx, name)
     if subjects:
         tombstones.ensure(ctx.store)  # before the chunks' transactions, which may write tombstones
-    counts = apply_table(ctx, name, key_range=tuple(key_range) if key_range else None)
+    counts = apply_table(ctx, name, key_range=tuple(key_range) if key_range else None, expected=expected)
     if subjects:
         tombstones.forget_past_grace(ctx)
     return {"table": name, "erased": counts.erased, "anonymized": counts.anonymized, "folded": counts.folded}

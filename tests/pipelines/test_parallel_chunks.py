@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
-from pipelines.apply import concurrently
+from pipelines.apply import concurrently, range_chunk_size
 from pipelines.seed import seed
 from tests.support.stores import REFERENCE_POLICY, lethe, snapshot, user_tables
 
@@ -54,6 +54,18 @@ def test_one_worker_runs_in_order_on_the_calling_thread():
     out = list(concurrently(lambda i: threads.add(threading.get_ident()) or i, iter(range(5)), workers=1))
     assert out == [0, 1, 2, 3, 4]
     assert threads == {threading.get_ident()}
+
+
+@pytest.mark.parametrize(("chunk", "expected", "workers", "size"), [
+    (100_000, 50_000, 2, 25_000),       # a table smaller than a chunk still keeps both workers busy
+    (100_000, 3_770_000, 2, 100_000),   # a large table keeps the chunk size
+    (100_000, 50_000, 1, 100_000),      # one worker: nothing to share
+    (100_000, None, 4, 100_000),        # no plan count (a DAG partition)
+    (100_000, 10, 4, 1_000),            # never below 1,000 rows a chunk ...
+    (300, 10, 4, 300),                  # ... unless the chunk size itself is smaller
+])
+def test_range_chunks_share_a_small_table_between_the_workers(chunk, expected, workers, size):
+    assert range_chunk_size(chunk, expected, workers) == size
 
 
 def _ledger(url: str) -> list[tuple]:
