@@ -13,7 +13,7 @@ from pipelines.apply import apply_table, key_bounds
 from pipelines.context import RunContext
 from pipelines.discovery import count_due, predicates
 from pipelines.holds import held_predicate
-from pipelines.timestamps import at_or_before
+from pipelines.timestamps import as_utc, at_or_before
 from pipelines.vault import existing_vault_table, move_held, releasable, release
 
 
@@ -128,7 +128,7 @@ def pending_subjects(ctx: RunContext, limit: int = 500) -> dict:
     rows = sorted([*rows, *_vaulted_subjects(ctx)], key=lambda r: str(r[0]))
     for when, held in rows:
         total += 1
-        stamp = _as_datetime(when)
+        stamp = as_utc(when)
         if stamp is None:
             continue
         age = (ctx.instant - stamp).days
@@ -158,17 +158,6 @@ def _grace_days(ctx: RunContext) -> int:
     return (ctx.instant - s.erase_after.before(ctx.instant)).days
 
 
-def _as_datetime(value: object) -> dt.datetime | None:
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        value = dt.datetime.combine(value, dt.time())
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-    return None
 
 
 def ledger_state(ctx: RunContext) -> dict:

@@ -35,3 +35,19 @@ def _compare(column: sa.Column, cutoff: dt.datetime, dialect: str) -> sa.ColumnE
     if kind == "datetime" and getattr(column.type, "timezone", False):
         return column <= cutoff
     return column <= naive
+
+
+def as_utc(value: object) -> dt.datetime | None:
+    """A stored timestamp as Python read it (datetime, date or ISO text; no zone = UTC) as an aware UTC
+    datetime; None for NULL or anything else.
+    """
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time())
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return None

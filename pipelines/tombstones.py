@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pipelines.context import RunContext
 from pipelines.store import key_text
-from pipelines.timestamps import at_or_before
+from pipelines.timestamps import as_utc, at_or_before
 
 _meta = sa.MetaData()
 # The subject id is kept as text (the database's own CAST, as `key_text` renders it), so one table
@@ -71,7 +71,7 @@ def deleted(ctx: RunContext, subject: sa.ColumnElement) -> sa.ColumnElement[bool
     return subject.in_(typed.scalar_subquery())
 
 
-def _as_utc(column: sa.Column, dialect: str) -> sa.ColumnElement:
+def _utc_sql(column: sa.Column, dialect: str) -> sa.ColumnElement:
     """A `deleted_at` column as a naive UTC timestamp (SQLite: its normalised text), NULL if unreadable."""
     if dialect == "sqlite":
         return sa.func.strftime("%Y-%m-%d %H:%M:%f", column)  # reads the shapes julianday() reads
@@ -90,7 +90,7 @@ def record_erased(conn: Connection, ctx: RunContext, name: str, where: sa.Column
     s = ctx.policy.subjects
     table = ctx.tables[s.table]
     sid, when = table.c[s.id], table.c[s.deleted_at]
-    key, utc = key_text(sid), _as_utc(when, ctx.dialect)
+    key, utc = key_text(sid), _utc_sql(when, ctx.dialect)
     rows = (sa.select(key, sa.func.min(utc), sa.literal(ctx.run_id, sa.String))
             .where(where, sid.is_not(None), utc.is_not(None),
                    sa.not_(at_or_before(when, _cutoff(ctx), ctx.dialect)),
@@ -111,7 +111,8 @@ def record_released(conn: Connection, ctx: RunContext, name: str, rows: Iterable
     id_column = ctx.tables[name].c[ctx.policy.subjects.id]
     written = 0
     for subject, when in rows:
-        stamp = _naive_utc(when)
+        aware = as_utc(when)
+        stamp = aware.replace(tzinfo=None) if aware else None
         if subject is None or stamp is None:
             continue
         key = key_text(sa.literal(subject, id_column.type))  # the store's own text form of the id
@@ -119,19 +120,6 @@ def record_released(conn: Connection, ctx: RunContext, name: str, rows: Iterable
             ~sa.exists().where(TOMBSTONES.c.subject_key == key))
         written += conn.execute(TOMBSTONES.insert().from_select(_COLUMNS, one)).rowcount
     return written
-
-
-def _naive_utc(value: object) -> dt.datetime | None:
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        value = dt.datetime.combine(value, dt.time())
-    if not isinstance(value, dt.datetime):
-        return None
-    return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def waiting(ctx: RunContext) -> bool:

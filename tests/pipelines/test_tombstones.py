@@ -129,23 +129,7 @@ def test_a_dry_run_writes_no_tombstone(store, tmp_path):
     engine.dispose()
 
 
-HELD_POLICY = """
-version: 1
-pseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: t1}
-subjects: {table: people, id: pid, deleted_at: deleted_at, erase_after: 30d}
-legal_holds: {table: legal_holds}
-tables:
-  people:
-    key: pid
-    subject: pid
-    retain: {for: 1y, from: last_login}
-    when_expired: erase
-    when_subject_deleted: erase
-  notes:
-    key: id
-    subject: pid
-    when_subject_deleted: erase
-"""
+HELD_POLICY = POLICY.replace("tables:\n", "legal_holds: {table: legal_holds}\ntables:\n", 1)
 
 
 def test_when_a_held_subject_row_is_released_inside_its_grace_period_then_its_other_rows_fall_due_after_it(
