@@ -138,6 +138,7 @@ def range_chunk(ctx: RunContext, name: str, p: TablePredicates, where: sa.Column
     counts = TableCounts()
     with ctx.store.begin() as conn:
         if rule.anonymizes:
+            tombstones.record_lost(conn, ctx, name, sa.and_(where, p.anonymize), anonymizing=True)
             update = sa.update(table).where(where, p.anonymize).values(in_sql)
             counts.anonymized, digest = changed_rows(conn, ctx, name, update, mark=True)
             if counts.anonymized:
@@ -165,6 +166,7 @@ def key_chunk(ctx: RunContext, name: str, p: TablePredicates, scope: list, after
         if folds:
             counts.folded = fold_chunk(conn, ctx, name, folds, erase, anonymize)
         if anonymize:
+            tombstones.record_lost(conn, ctx, name, key_in(key, anonymize), anonymizing=True)
             anonymize_rows(conn, ctx, name, anonymize, *ops)
             markers.mark_rows(conn, name, table, rule.key, anonymize, ctx.run_id)
             ledger.append(conn, ctx.run_id, name, "anonymize", len(anonymize),
@@ -183,7 +185,7 @@ def erase_rows(conn: Connection, ctx: RunContext, name: str, where: sa.ColumnEle
     rows fall due once it is over.
     """
     rule, table = ctx.policy.tables[name], ctx.tables[name]
-    tombstones.record_erased(conn, ctx, name, where)  # a no-op for tables other than the subjects table
+    tombstones.record_lost(conn, ctx, name, where)  # a no-op for tables other than the subjects table
     if rule.anonymizes:  # only a table that anonymizes can hold markers to forget
         markers.unmark_where(conn, name, table, rule.key, where)
     if keys is None:

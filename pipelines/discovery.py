@@ -99,12 +99,13 @@ def predicates(ctx: RunContext, name: str, table: sa.Table | None = None,
             in_deleted = at_or_before(table.c[s.deleted_at], s.erase_after.before(ctx.instant), ctx.dialect)
         else:
             in_deleted = subject.in_(deleted.scalar_subquery())
-            tombstoned = tombstones.deleted(ctx, subject)
-            if tombstoned is not None:
-                in_deleted = sa.or_(in_deleted, tombstoned)
             vaulted = vaulted_deleted_subjects(ctx)
             if vaulted:
                 in_deleted = sa.or_(in_deleted, key_text(subject).in_(vaulted))
+        # A tombstone stands for a subjects row erased, or its deleted_at anonymized, inside the grace period.
+        tombstoned = tombstones.deleted(ctx, subject)
+        if tombstoned is not None:
+            in_deleted = sa.or_(in_deleted, tombstoned)
         by_subject = sa.and_(subject.is_not(None), in_deleted)
     reasons = [(by_retention, rule.when_expired), (by_subject, rule.when_subject_deleted)]
     erase_reasons = [p for p, action in reasons if action == "erase" and p is not _NEVER]

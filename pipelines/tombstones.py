@@ -80,12 +80,14 @@ def _utc_sql(column: sa.Column, dialect: str) -> sa.ColumnElement:
     return sa.cast(column, sa.DateTime)
 
 
-def record_erased(conn: Connection, ctx: RunContext, name: str, where: sa.ColumnElement[bool]) -> int:
-    """Before the subjects table's rows matching `where` are erased (in the same transaction): tombstones
-    for those whose subject is deleted but still inside the grace period. A subject past it needs none:
-    every other table was applied earlier in this run. Returns how many were written.
+def record_lost(conn: Connection, ctx: RunContext, name: str, where: sa.ColumnElement[bool], *,
+                anonymizing: bool = False) -> int:
+    """Before the subjects table's rows matching `where` lose their record of the deletion (in the same
+    transaction): erased, or, when `anonymizing`, anonymized by a policy with an operator on `deleted_at`.
+    Tombstones for those whose subject is deleted but still inside the grace period; a subject past it
+    needs none: every other table was applied earlier in this run. Returns how many were written.
     """
-    if not is_subjects_table(ctx, name):
+    if not is_subjects_table(ctx, name) or (anonymizing and not _anonymizes_deleted_at(ctx)):
         return 0
     s = ctx.policy.subjects
     table = ctx.tables[s.table]
@@ -97,6 +99,12 @@ def record_erased(conn: Connection, ctx: RunContext, name: str, where: sa.Column
                    ~sa.exists().where(TOMBSTONES.c.subject_key == key))
             .group_by(key))  # one tombstone per subject, should its id not be unique in the table
     return conn.execute(TOMBSTONES.insert().from_select(_COLUMNS, rows)).rowcount
+
+
+def _anonymizes_deleted_at(ctx: RunContext) -> bool:
+    s = ctx.policy.subjects
+    op = ctx.operators.get(s.table, {}).get(s.deleted_at)
+    return op is not None and op.name != "keep"
 
 
 def record_released(conn: Connection, ctx: RunContext, name: str, rows: Iterable[tuple[object, object]]) -> int:

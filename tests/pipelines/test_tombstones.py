@@ -121,6 +121,44 @@ def test_when_a_subject_row_is_erased_inside_its_grace_period_then_its_other_row
     assert live_notes.pid.tolist() == [LIVE, LIVE] and live_notes.body.tolist() == ["l1", "l2"]
 
 
+def test_a_subject_row_anonymized_inside_its_grace_period_with_its_deleted_at_keeps_the_deletion(store, tmp_path):
+    """An operator on deleted_at (here redact) takes the deletion record with it, as erasing the row does."""
+    url, _ = store
+    policy = tmp_path / "anonymizes_deleted_at.yaml"
+    policy.write_text(POLICY.replace("    when_expired: erase\n    when_subject_deleted: erase\n  notes:",
+                                     "    when_expired: anonymize\n    when_subject_deleted: erase\n"
+                                     "    columns: {deleted_at: redact}\n  notes:"))
+    reports = tmp_path / "r"
+
+    planned, ran = _plan_and_run(url, policy, D, reports)
+    assert planned["people"]["anonymized"] == ran["people"]["anonymized"] == 1  # GONE, by retention
+    assert ran["people"]["erased"] == 1  # PAST, past its grace period
+    people = frame(url, "people").set_index("pid")
+    assert set(people.index) == {GONE, LIVE} and people.deleted_at.isna().all()  # GONE's deletion redacted
+    assert [k for k, _ in _tombstones(url)] == [str(GONE)]
+    assert set(frame(url, "notes").id) == {1, 2, 3, 6, 7}
+
+    planned, ran = _plan_and_run(url, policy, D + 21 * DAY, reports)
+    assert planned["notes"]["due_by_subject_deletion"] == ran["notes"]["erased"] == 3
+    assert planned["people"]["due_by_subject_deletion"] == ran["people"]["erased"] == 1  # GONE's own row too
+    assert set(frame(url, "people").pid) == {LIVE}
+    assert set(frame(url, "notes").id) == {6, 7}
+    assert _tombstones(url) == []
+
+
+def test_a_subject_row_anonymized_with_its_deleted_at_kept_needs_no_tombstone(store, tmp_path):
+    url, _ = store
+    policy = tmp_path / "keeps_deleted_at.yaml"
+    policy.write_text(POLICY.replace("    when_expired: erase\n    when_subject_deleted: erase\n  notes:",
+                                     "    when_expired: anonymize\n    when_subject_deleted: erase\n"
+                                     "    columns: {last_login: redact}\n  notes:"))
+    run(policy, D, report_dir=tmp_path / "r", store=url)
+    assert _tombstones(url) == []  # the row itself still says when GONE was deleted
+    planned, ran = _plan_and_run(url, policy, D + 21 * DAY, tmp_path / "r")
+    assert planned["notes"]["erased"] == ran["notes"]["erased"] == 3
+    assert set(frame(url, "notes").id) == {6, 7}
+
+
 def test_a_dry_run_writes_no_tombstone(store, tmp_path):
     url, policy = store
     run(policy, D, dry_run=True, report_dir=tmp_path / "r", store=url)
