@@ -2,7 +2,8 @@
 
 Discovery finds a deleted subject's rows through the subjects table's `deleted_at`. When Lethe itself
 erases a subject's row before the grace period is over (a retention rule on the subjects table, or a
-vault release), that record would go with the row and the subject's other rows would never fall due.
+vault release), or anonymizes it with an operator on `deleted_at`, that record would go and the
+subject's other rows would never fall due.
 A tombstone keeps the subject id and the deletion instant until a run past the grace period has
 processed those rows; the subjects table's apply step, the last of a run, then forgets it.
 """
@@ -56,10 +57,11 @@ def _past_grace(ctx: RunContext) -> sa.ColumnElement[bool]:
 
 
 def deleted(ctx: RunContext, subject: sa.ColumnElement) -> sa.ColumnElement[bool] | None:
-    """`subject` is the id of a subject deleted at or before D minus the grace period whose own row
-    Lethe erased; None when no such tombstone exists (the usual case, so discovery's predicates stay
-    free of a second subquery). Read once, when the predicates are built: tombstones a run writes are
-    inside the grace period, except a vault release's, and the release runs before the apply step.
+    """`subject` is the id of a subject deleted at or before D minus the grace period whose deletion
+    record Lethe erased or anonymized; None when no such tombstone exists (the usual case, so
+    discovery's predicates stay free of a second subquery). Read once, when the predicates are built:
+    tombstones a run writes are inside the grace period, except a vault release's, and the release runs
+    before the apply step.
     """
     if not waiting(ctx):
         return None

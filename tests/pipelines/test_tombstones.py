@@ -121,13 +121,19 @@ def test_when_a_subject_row_is_erased_inside_its_grace_period_then_its_other_row
     assert live_notes.pid.tolist() == [LIVE, LIVE] and live_notes.body.tolist() == ["l1", "l2"]
 
 
+def _anonymizing_policy(tmp_path, redacted_column: str):
+    """POLICY, but the people table's retention anonymizes its rows, redacting `redacted_column`."""
+    path = tmp_path / f"anonymizes_{redacted_column}.yaml"
+    path.write_text(POLICY.replace("    when_expired: erase\n    when_subject_deleted: erase\n  notes:",
+                                   "    when_expired: anonymize\n    when_subject_deleted: erase\n"
+                                   f"    columns: {{{redacted_column}: redact}}\n  notes:"))
+    return path
+
+
 def test_a_subject_row_anonymized_inside_its_grace_period_with_its_deleted_at_keeps_the_deletion(store, tmp_path):
     """An operator on deleted_at (here redact) takes the deletion record with it, as erasing the row does."""
     url, _ = store
-    policy = tmp_path / "anonymizes_deleted_at.yaml"
-    policy.write_text(POLICY.replace("    when_expired: erase\n    when_subject_deleted: erase\n  notes:",
-                                     "    when_expired: anonymize\n    when_subject_deleted: erase\n"
-                                     "    columns: {deleted_at: redact}\n  notes:"))
+    policy = _anonymizing_policy(tmp_path, "deleted_at")
     reports = tmp_path / "r"
 
     planned, ran = _plan_and_run(url, policy, D, reports)
@@ -148,10 +154,7 @@ def test_a_subject_row_anonymized_inside_its_grace_period_with_its_deleted_at_ke
 
 def test_a_subject_row_anonymized_with_its_deleted_at_kept_needs_no_tombstone(store, tmp_path):
     url, _ = store
-    policy = tmp_path / "keeps_deleted_at.yaml"
-    policy.write_text(POLICY.replace("    when_expired: erase\n    when_subject_deleted: erase\n  notes:",
-                                     "    when_expired: anonymize\n    when_subject_deleted: erase\n"
-                                     "    columns: {last_login: redact}\n  notes:"))
+    policy = _anonymizing_policy(tmp_path, "last_login")
     run(policy, D, report_dir=tmp_path / "r", store=url)
     assert _tombstones(url) == []  # the row itself still says when GONE was deleted
     planned, ran = _plan_and_run(url, policy, D + 21 * DAY, tmp_path / "r")
