@@ -55,8 +55,13 @@ def _quiet() -> Iterator[None]:
             logging.getLogger(name).propagate = propagate
 
 
-def _context():
+def load() -> None:
+    """Import Great Expectations (2-3 s: it imports scipy, altair and every expectation class) ahead of `run`."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations  # noqa: F401
+
+
+def _context():
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -108,6 +113,7 @@ def run(store_url: str, row_checks: Sequence[NoRows] = (), column_checks: Sequen
     """
     if not (row_checks or column_checks or aggregates):
         return []
+    load()
     import great_expectations as gx
 
     outcomes: dict[str, Outcome] = {}

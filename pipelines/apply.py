@@ -259,6 +259,7 @@ def apply_table(ctx: RunContext, name: str, *, key_range: tuple[object, object] 
     ops = split_operators(ctx, name, pushdown)
     folds = fold_targets(ctx, name)
     total, analyzed = TableCounts(), 0  # rows this call had marked at the last ANALYZE
+    first_analyze = chunk_size  # not a worker's smaller share: each ANALYZE is 10-25 ms on the critical path
     if not reads_keys(ctx, name, ops, folds):
         chunk_size = range_chunk_size(chunk_size, expected, ctx.workers)
     for n, counts in enumerate(chunks(ctx, name, p, scope, chunk_size, ops, folds), start=1):
@@ -267,13 +268,11 @@ def apply_table(ctx: RunContext, name: str, *, key_range: tuple[object, object] 
         faults.checkpoint(f"apply.chunk.{name}")
         if n % 20 == 0:
             lock.heartbeat(ctx.store, ctx.run_id)
-        if total.anonymized >= max(chunk_size, 2 * analyzed):
+        if total.anonymized >= max(first_analyze, 2 * analyzed):
             analyze_markers(ctx)
             analyzed = total.anonymized
     if total.anonymized > analyzed:
         analyze_markers(ctx)  # for the next run's discovery and this run's verification
-    if total.erased or total.anonymized:
-        refresh_statistics(ctx, name, total.erased + total.anonymized)
     return total
 
 
@@ -298,31 +297,6 @@ def analyze_markers(ctx: RunContext) -> None:
     if ctx.dialect == "postgresql":
         with ctx.store.begin() as conn:
             conn.execute(sa.text("ANALYZE lethe_anonymized"))
-
-
-def refresh_statistics(ctx: RunContext, name: str, changed: int) -> None:
-    """ANALYZE the table on PostgreSQL once the rows changed since its last ANALYZE pass autovacuum's own
-    threshold (50 rows + 10% of the table), rather than whenever autovacuum wakes up.
-
-    Verification reads the due range right after the apply step. With the statistics from before a
-    mass erase the planner expects a third of the table to match and walks the timestamp index,
-    fetching every deleted row's heap tuple one by one: 6.3 s at 10M rows after erasing 3.77M, against
-    1.5 s once ANALYZEd (0.25 s) (benchmarks/README.md). `changed` counts this call's rows, which the
-    statistics view may not show yet (backends report at most once a second); the view adds what
-    other DAG partitions changed.
-    """
-    if ctx.dialect != "postgresql":
-        return
-    qualified = ctx.store.dialect.identifier_preparer.format_table(ctx.tables[name])
-    stale = sa.text("SELECT greatest(coalesce(s.n_mod_since_analyze, 0), :changed) "
-                    "> 50 + 0.1 * greatest(c.reltuples, 0) "
-                    "FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
-                    "WHERE c.oid = CAST(:name AS regclass)")
-    with ctx.store.connect() as conn:
-        over = conn.execute(stale, {"name": qualified, "changed": changed}).scalar()
-    if over:
-        with ctx.store.begin() as conn:
-            conn.execute(sa.text(f"ANALYZE {qualified}"))
 
 
 def chunks(ctx: RunContext, name: str, p: TablePredicates, scope: list, chunk_size: int, ops: tuple[dict, dict],

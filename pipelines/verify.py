@@ -174,6 +174,13 @@ def ledger_check(ctx: RunContext) -> Outcome:
     return Outcome("ledger.chain", v.ok, 0 if v.ok else 1)
 
 
+def load() -> None:
+    """Import Great Expectations now (seconds of Lethe's CPU), so it can overlap the database's work."""
+    from expectations import validate
+
+    validate.load()
+
+
 def run(ctx: RunContext) -> list[dict]:
     from expectations import validate
 

@@ -225,12 +225,12 @@ def test_no_personal_value_leaks_when_every_suite_fails(store_and_vault, tmp_pat
     setup = corruptions.Setup(store, vault, REFERENCE_POLICY, tmp_path / "r", corruptions._personal_values(store))
     real_verify = runner.verify
 
-    def corrupt_everything(ctx):
+    def corrupt_everything(ctx, *changed):
         for corrupt in (corruptions._put_back_due_row, corruptions._raw_email_into_pseudonym,
                         corruptions._alter_vault_row, corruptions._change_aggregate_count,
                         corruptions._edit_ledger_entry):
             corrupt(setup)
-        return real_verify(ctx)
+        return real_verify(ctx, *changed)
 
     monkeypatch.setattr(runner, "verify", corrupt_everything)
     caplog.set_level(logging.DEBUG)

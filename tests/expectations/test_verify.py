@@ -210,9 +210,9 @@ def test_when_store_is_corrupted_then_the_right_expectation_fails_without_leakin
         setup, corrupt, expected, monkeypatch, caplog, capsys):
     real_verify = runner.verify
 
-    def corrupt_then_verify(ctx):
+    def corrupt_then_verify(ctx, *changed):
         corrupt(setup)
-        return real_verify(ctx)
+        return real_verify(ctx, *changed)
 
     monkeypatch.setattr(runner, "verify", corrupt_then_verify)
     caplog.set_level(logging.DEBUG)
@@ -274,14 +274,14 @@ def test_form_checks_over_batches_of_the_markers_count_like_one_scope(setup, mon
         batches[table_name] = len(ranges)
         return ranges
 
-    def corrupt_then_verify(ctx):
+    def corrupt_then_verify(ctx, *changed):
         with _begin(setup.store) as conn:
             keys = conn.execute(sa.text("SELECT row_key FROM lethe_anonymized WHERE table_name = 'accounts' "
                                         "ORDER BY row_key")).scalars().all()
             for key in (keys[0], keys[len(keys) // 2], keys[-1]):
                 conn.execute(sa.text("UPDATE accounts SET email = 'raw@example.org' "
                                      "WHERE CAST(user_id AS TEXT) = :k"), {"k": key})
-        return real_verify(ctx)
+        return real_verify(ctx, *changed)
 
     real_verify = runner.verify
     monkeypatch.setattr(verification, "FORM_BATCH", 2)
