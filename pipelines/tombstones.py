@@ -109,14 +109,16 @@ def _anonymizes_deleted_at(ctx: RunContext) -> bool:
     return op is not None and op.name != "keep"
 
 
-def record_released(conn: Connection, ctx: RunContext, name: str, rows: Iterable[tuple[object, object]]) -> int:
-    """Tombstones for subjects-table rows a vault release erases, as (subject id in the store column's
-    terms, deleted_at as the vault returned it) pairs; rows of live subjects are skipped.
+def record_released(conn: Connection, ctx: RunContext, name: str, rows: Iterable[tuple[object, object]], *,
+                    anonymizing: bool = False) -> int:
+    """Tombstones for subjects-table rows a vault release erases or, when `anonymizing`, returns to the
+    store anonymized by a policy with an operator on `deleted_at`; as (subject id in the store column's
+    terms, deleted_at as the vault kept it) pairs; rows of live subjects are skipped.
 
     Every deleted subject gets one, past the grace period or not: the release runs before this run's
     other tables are applied, and the vault row was how discovery knew of the deletion.
     """
-    if not is_subjects_table(ctx, name):
+    if not is_subjects_table(ctx, name) or (anonymizing and not _anonymizes_deleted_at(ctx)):
         return 0
     id_column = ctx.tables[name].c[ctx.policy.subjects.id]
     written = 0

@@ -304,10 +304,11 @@ def _release_chunk(ctx: RunContext, name: str, vtable: sa.Table, rows: list[dict
             _fold_released(conn, ctx, [r[rule.key] for r in fold_keys], fold_keys, folds, folded)
         if back:
             _return_anonymized(conn, ctx, name, table, source_cols, back)
-        if erase and tombstones.is_subjects_table(ctx, name):  # the vault row was the deletion's last record
+        if tombstones.is_subjects_table(ctx, name):  # the vault row was the deletion's last record
             s = ctx.policy.subjects
-            tombstones.record_released(conn, ctx, name, [(_to_store(r[s.id], table.c[s.id]), r[s.deleted_at])
-                                                         for r in erase])
+            for group, anonymizing in ((erase, False), (back, True)):
+                tombstones.record_released(conn, ctx, name, [(_to_store(r[s.id], table.c[s.id]), r[s.deleted_at])
+                                                             for r in group], anonymizing=anonymizing)
         for action, group in (("release_erase", erase), ("release_anonymize", back)):
             if group:
                 gk = [g[rule.key] for g in group]

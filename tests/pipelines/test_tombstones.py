@@ -173,11 +173,8 @@ def test_a_dry_run_writes_no_tombstone(store, tmp_path):
 HELD_POLICY = POLICY.replace("tables:\n", "legal_holds: {table: legal_holds}\ntables:\n", 1)
 
 
-def test_when_a_held_subject_row_is_released_inside_its_grace_period_then_its_other_rows_fall_due_after_it(
-        store_and_vault, pseudonym_key, tmp_path):
-    """The hold moves the expired row, and the store's record of the deletion, to the vault; releasing it
-    erases the vault row, and the tombstone takes over as the record."""
-    store, vault = store_and_vault
+def _held_store(store: str, vault: str, policy_text: str, tmp_path) -> tuple[object, dict]:
+    """An expired row of a subject deleted 10 days before D, held; a live subject; their notes."""
     _exec(store, "CREATE TABLE people (pid VARCHAR(20) PRIMARY KEY, last_login TIMESTAMP, deleted_at TIMESTAMP)")
     _exec(store, "CREATE TABLE notes (id INTEGER PRIMARY KEY, pid VARCHAR(20), body VARCHAR(40))")
     _exec(store, "CREATE TABLE legal_holds (hold_id INTEGER PRIMARY KEY, subject_id VARCHAR(20), "
@@ -188,25 +185,57 @@ def test_when_a_held_subject_row_is_released_inside_its_grace_period_then_its_ot
     _exec(store, "INSERT INTO notes VALUES (1, 'p-held', 'h1'), (2, 'p-held', 'h2'), (3, 'p-live', 'l1')")
     _exec(store, "INSERT INTO legal_holds VALUES (1, NULL, 'people', 'p-held', 'CASE-1', '2026-01-01 00:00:00', NULL)")
     policy = tmp_path / "held.yaml"
-    policy.write_text(HELD_POLICY)
-    reports = tmp_path / "r"
-    where = {"report_dir": reports, "store": store, "vault": vault}
+    policy.write_text(policy_text)
+    return policy, {"report_dir": tmp_path / "r", "store": store, "vault": vault}
 
+
+def _released_after_moving(policy, where: dict) -> dict:
+    """Run at D (the hold moves p-held's expired row to the vault), release the hold, run at D+1."""
     first = run(policy, D, **where).report
     assert first["status"] == "succeeded" and first["tables"]["people"]["moved_to_vault"] == 1
-    _exec(store, "UPDATE legal_holds SET released_at = '2026-01-02 00:00:00'")
+    _exec(where["store"], "UPDATE legal_holds SET released_at = '2026-01-02 00:00:00'")
     released = run(policy, D + DAY, **where).report
-    assert released["tables"]["people"]["released_erased"] == 1 and released["tables"]["notes"]["erased"] == 0
-    assert frame(vault, "people").empty
-    assert [k for k, _ in _tombstones(store)] == ["p-held"]
+    assert released["status"] == "succeeded", released["expectations"]
+    assert frame(where["vault"], "people").empty
+    assert released["tables"]["notes"]["erased"] == 0  # still inside the grace period
+    assert [k for k, _ in _tombstones(where["store"])] == ["p-held"]
+    return released["tables"]
 
+
+def _notes_fall_due_after_the_grace_period(policy, where: dict) -> dict:
     planned = run(policy, D + 21 * DAY, dry_run=True, **where).report["tables"]
     ran = run(policy, D + 21 * DAY, **where).report
     assert ran["status"] == "succeeded", ran["expectations"]
     assert planned["notes"]["due_by_subject_deletion"] == planned["notes"]["erased"] == 2
     assert ran["tables"]["notes"]["erased"] == 2
-    assert frame(store, "notes").id.tolist() == [3]
-    assert _tombstones(store) == []
+    assert frame(where["store"], "notes").id.tolist() == [3]
+    assert _tombstones(where["store"]) == []
+    return ran["tables"]
+
+
+def test_when_a_held_subject_row_is_released_inside_its_grace_period_then_its_other_rows_fall_due_after_it(
+        store_and_vault, pseudonym_key, tmp_path):
+    """The hold moves the expired row, and the store's record of the deletion, to the vault; releasing it
+    erases the vault row, and the tombstone takes over as the record."""
+    policy, where = _held_store(*store_and_vault, HELD_POLICY, tmp_path)
+    assert _released_after_moving(policy, where)["people"]["released_erased"] == 1
+    _notes_fall_due_after_the_grace_period(policy, where)
+
+
+def test_a_held_subject_row_returned_anonymized_with_its_deleted_at_keeps_the_deletion(
+        store_and_vault, pseudonym_key, tmp_path):
+    """A release that returns the row anonymized by an operator on deleted_at (here redact) also takes the
+    record of the deletion with it; the tombstone keeps it, and the returned row itself is erased later."""
+    anonymizing = HELD_POLICY.replace("    when_expired: erase\n    when_subject_deleted: erase\n  notes:",
+                                      "    when_expired: anonymize\n    when_subject_deleted: erase\n"
+                                      "    columns: {deleted_at: redact}\n  notes:")
+    policy, where = _held_store(*store_and_vault, anonymizing, tmp_path)
+    assert _released_after_moving(policy, where)["people"]["released_returned"] == 1
+    returned = frame(where["store"], "people").set_index("pid")
+    assert set(returned.index) == {"p-held", "p-live"} and returned.deleted_at.isna().all()
+    ran = _notes_fall_due_after_the_grace_period(policy, where)
+    assert ran["people"]["erased"] == 1  # the returned row, as a deleted subject's
+    assert frame(where["store"], "people").pid.tolist() == ["p-live"]
 
 
 def test_the_subjects_phase_gets_a_task_to_forget_tombstones_when_no_subject_row_is_due(store, tmp_path):
