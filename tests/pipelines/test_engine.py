@@ -11,7 +11,8 @@ import os
 import pandas as pd
 import pytest
 
-from pipelines import lock
+from pipelines import lock, runner
+from pipelines.context import build
 from pipelines.runner import run
 from pipelines.seed import seed
 from pipelines.store import connect
@@ -301,10 +302,7 @@ def _analyzed(store: str) -> dict[str, object]:
         engine.dispose()
 
 
-def test_postgresql_tables_changed_in_bulk_are_analyzed_before_verification(pg, pseudonym_key, tmp_path):
-    """Verification reads what the apply step just changed; with statistics from before a mass erase
-    PostgreSQL's planner walks every deleted row (benchmarks/README.md). A table whose changes pass
-    autovacuum's threshold (50 + 10% of its rows) is ANALYZEd at once; others are left to autovacuum."""
+def _analyzed_seeded_store(pg) -> tuple[str, str, dict[str, float], dict[str, object]]:
     store, vault = pg.url(pg.create_database("store")), pg.url(pg.create_database("vault"))
     seed(store, rows=ROWS, seed=7, as_of=AS_OF)
     engine = connect(store)
@@ -312,14 +310,45 @@ def test_postgresql_tables_changed_in_bulk_are_analyzed_before_verification(pg, 
         conn.exec_driver_sql("ANALYZE")
         rows = dict(conn.exec_driver_sql("SELECT relname, reltuples FROM pg_class WHERE relkind = 'r'").all())
     engine.dispose()
-    before = _analyzed(store)
+    return store, vault, rows, _analyzed(store)
 
-    result = run(REFERENCE_POLICY, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
 
+def _assert_only_bulk_changes_analyzed(store: str, tables: dict, rows: dict, before: dict) -> None:
     after = _analyzed(store)
-    changed = {t: c["erased"] + c["anonymized"] + c["moved_to_vault"] for t, c in result.report["tables"].items()}
+    changed = {t: c["erased"] + c["anonymized"] + c["moved_to_vault"] for t, c in tables.items()}
     bulk = {t for t, n in changed.items() if n > 50 + 0.1 * rows[t]}
     light = {t for t, n in changed.items() if n <= 50 + 0.1 * rows[t]}
     assert "access_logs" in bulk and light, (changed, rows)
     assert {t for t in bulk if after[t] == before[t]} == set(), "a table changed in bulk kept stale statistics"
     assert {t for t in light | {"legal_holds"} if after[t] != before[t]} == set(), "a table changed little was analyzed"
+
+
+def test_postgresql_tables_changed_in_bulk_are_analyzed_before_verification(pg, pseudonym_key, tmp_path):
+    """Verification reads what the apply step just changed; with statistics from before a mass erase
+    PostgreSQL's planner walks every deleted row (benchmarks/README.md). A table whose changes pass
+    autovacuum's threshold (50 + 10% of its rows) is ANALYZEd at once; others are left to autovacuum."""
+    store, vault, rows, before = _analyzed_seeded_store(pg)
+    result = run(REFERENCE_POLICY, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
+    _assert_only_bulk_changes_analyzed(store, result.report["tables"], rows, before)
+
+
+def test_the_dags_verify_task_analyzes_what_the_apply_tasks_changed(pg, pseudonym_key, tmp_path):
+    """The DAG verifies in a task of its own, without the apply tasks' counts: it reads the changes from
+    the statistics view, which the apply tasks' connections report when they close."""
+    store, vault, rows, before = _analyzed_seeded_store(pg)
+    ctx = build(REFERENCE_POLICY, AS_OF, store=store, vault=vault)
+    try:
+        planned, moved, released, applied = runner.execute(ctx)
+        tables = runner.assemble(ctx, started_at="", planned=planned, moved=moved, released=released,
+                                 applied=applied, expectations=[], status="succeeded")["tables"]
+    finally:
+        ctx.dispose()  # as an apply task's process ends
+    assert {t: _analyzed(store)[t] for t in before} == before  # nothing ANALYZEd by the apply steps
+
+    ctx = build(REFERENCE_POLICY, AS_OF, store=store, vault=vault)
+    try:
+        outcomes = runner.verify(ctx)
+    finally:
+        ctx.dispose()
+    assert outcomes and all(o["success"] for o in outcomes), [o for o in outcomes if not o["success"]]
+    _assert_only_bulk_changes_analyzed(store, tables, rows, before)
