@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from pipelines.context import RunContext
@@ -100,7 +101,24 @@ def record_lost(conn: Connection, ctx: RunContext, name: str, where: sa.ColumnEl
                    sa.not_(at_or_before(when, _cutoff(ctx), ctx.dialect)),
                    ~sa.exists().where(TOMBSTONES.c.subject_key == key))
             .group_by(key))  # one tombstone per subject, should its id not be unique in the table
-    return conn.execute(TOMBSTONES.insert().from_select(_COLUMNS, rows)).rowcount
+    return _insert_new(conn, rows)
+
+
+def _insert_new(conn: Connection, rows: sa.Select) -> int:
+    """Insert these tombstones but those of subjects already tombstoned; returns how many it wrote (counted
+    by RETURNING: the driver reports no row count for an INSERT from a SELECT on PostgreSQL).
+
+    The statements' NOT EXISTS skips tombstones committed before; ON CONFLICT also skips one that a
+    concurrent range chunk of the subjects table inserts meanwhile (a subject id that is not unique in
+    that table), which would otherwise fail the chunk.
+    """
+    if conn.dialect.name not in ("postgresql", "sqlite"):
+        return conn.execute(TOMBSTONES.insert().from_select(_COLUMNS, rows)).rowcount  # as the driver counts
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = (dialect_insert(TOMBSTONES).from_select(_COLUMNS, rows)
+              .on_conflict_do_nothing(index_elements=[TOMBSTONES.c.subject_key])
+              .returning(TOMBSTONES.c.subject_key))
+    return len(conn.execute(insert).all())
 
 
 def _anonymizes_deleted_at(ctx: RunContext) -> bool:
@@ -130,7 +148,7 @@ def record_released(conn: Connection, ctx: RunContext, name: str, rows: Iterable
         key = key_text(sa.literal(subject, id_column.type))  # the store's own text form of the id
         one = sa.select(key, sa.literal(stamp, sa.DateTime), sa.literal(ctx.run_id, sa.String)).where(
             ~sa.exists().where(TOMBSTONES.c.subject_key == key))
-        written += conn.execute(TOMBSTONES.insert().from_select(_COLUMNS, one)).rowcount
+        written += _insert_new(conn, one)
     return written
 
 

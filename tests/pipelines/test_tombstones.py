@@ -254,3 +254,49 @@ def test_the_subjects_phase_gets_a_task_to_forget_tombstones_when_no_subject_row
     assert subjects_partitions() == [[None, None]]
     run(policy, D + 21 * DAY, report_dir=tmp_path / "r", store=url)
     assert subjects_partitions() == []
+
+
+def test_two_chunks_tombstoning_the_same_subject_at_once_both_commit(pg, pseudonym_key, tmp_path):
+    """A subject id need not be unique in the subjects table: two concurrent range chunks may erase two rows
+    of one subject inside its grace period. The second waits for the first's tombstone, then skips it."""
+    import threading
+
+    from pipelines import tombstones
+
+    url = pg.url(pg.create_database("tomb"))
+    _exec(url, "CREATE TABLE people (rid INTEGER PRIMARY KEY, pid INTEGER, last_login TIMESTAMP, "
+               "deleted_at TIMESTAMP)")
+    _exec(url, "INSERT INTO people VALUES (1, 7, '2024-01-01', '2026-05-22'), (2, 7, '2024-01-01', '2026-05-22')")
+    policy = tmp_path / "shared_id.yaml"
+    policy.write_text(POLICY.replace("    key: pid\n    subject: pid\n", "    key: rid\n    subject: pid\n", 1)
+                      .split("  notes:")[0])
+    ctx = build(policy, D, store=url)
+    tombstones.ensure(ctx.store)
+    people = ctx.tables["people"]
+    second: list[object] = []
+
+    def erase_second_row() -> None:
+        try:
+            with ctx.store.begin() as conn:
+                second.append(tombstones.record_lost(conn, ctx, "people", people.c.rid == 2))
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            second.append(exc)
+
+    try:
+        with ctx.store.begin() as conn:
+            assert tombstones.record_lost(conn, ctx, "people", people.c.rid == 1) == 1
+            waiter = threading.Thread(target=erase_second_row)
+            waiter.start()
+            with ctx.store.connect() as probe:  # the second chunk waits on the first one's uncommitted tombstone
+                for _ in range(200):
+                    if probe.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                                     ).scalar():
+                        break
+                    threading.Event().wait(0.05)
+                else:
+                    pytest.fail("the second chunk never waited for the first")
+        waiter.join(timeout=30)
+        assert second == [0]
+        assert [k for k, _ in _tombstones(url)] == ["7"]
+    finally:
+        ctx.dispose()
