@@ -92,13 +92,13 @@ def assemble(ctx: RunContext, *, started_at: str, planned: dict, moved: dict, re
 
 
 def verify(ctx: RunContext, changed: dict[str, int] | None = None) -> list[dict]:
-    """Step 6. Tables changed in bulk are ANALYZEd while Great Expectations loads (`statistics`); `changed`
+    """Step 6. Tables changed in bulk are ANALYZEd while Great Expectations loads (`planner_stats`); `changed`
     counts this run's rows per table (the DAG's verify task leaves it to the statistics view).
     """
-    from pipelines import statistics
+    from pipelines import planner_stats
     from pipelines import verify as verification
 
-    with statistics.refreshing(ctx, changed or {}):
+    with planner_stats.refreshing(ctx, changed or {}):
         verification.load()
     return verification.run(ctx)
 
