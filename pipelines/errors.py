@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+log = logging.getLogger("lethe.run")
+
 
 class LetheError(Exception):
     """Base of every error Lethe raises on purpose. Messages never carry personal values."""
@@ -41,3 +49,51 @@ class RunFailedError(LetheError):
     """A step failed part-way; the message names the table and the step."""
 
     exit_code = 3
+
+
+class StepFailedError(LetheError):
+    """A step failed on an error Lethe did not raise itself (a database error, mostly). The message names
+    the step, the table, and what can be said of the error without its text (`describe`).
+    """
+
+    exit_code = 3
+
+    def __init__(self, step: str, table: str | None, error: BaseException):
+        self.step, self.table, self.kind = step, table, describe(error)
+        where = f"{step} of table {table}" if table else step
+        super().__init__(f"{where} failed: {self.kind}")
+
+
+def describe(error: BaseException) -> str:
+    """The error's type and, from the driver's diagnostics, its SQLSTATE or SQLite error name and the
+    constraint, table and column it names: schema names, never values. Never the message itself: a
+    database quotes the offending row in it ("Failing row contains (...)", "Key (email)=(...)").
+    """
+    orig = getattr(error, "orig", None) or error  # SQLAlchemy wraps the driver's exception
+    parts = []
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    if code:
+        parts.append(f"SQLSTATE {code}" if getattr(orig, "sqlstate", None) else code)
+    diag = getattr(orig, "diag", None)
+    for label, attr in (("constraint", "constraint_name"), ("table", "table_name"), ("column", "column_name")):
+        name = getattr(diag, attr, None) if diag is not None else None
+        if name:
+            parts.append(f'{label} "{name}"')
+    return type(orig).__name__ + (f" ({', '.join(parts)})" if parts else "")
+
+
+@contextlib.contextmanager
+def step(name: str, table: str | None = None) -> Iterator[None]:
+    """Run a step's body so that any error Lethe did not raise itself leaves as a StepFailedError, its
+    original detached (`from None`): a traceback printed anywhere, such as an Airflow task log, then
+    carries no value from the data. Where in the code it failed is logged as file, line and function.
+    """
+    try:
+        yield
+    except LetheError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised, described without its text
+        failed = StepFailedError(name, table, exc)
+        frames = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
+        log.error("%s; raised at %s", failed, " <- ".join(reversed(frames[-4:])))
+        raise failed from None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipelines import ledger, lock, markers, report, steps, tombstones
 from pipelines.context import RunContext, build
-from pipelines.errors import LetheError, RunFailedError
+from pipelines.errors import LetheError, RunFailedError, StepFailedError, step
 
 log = logging.getLogger("lethe.run")
 
@@ -72,6 +72,8 @@ def assemble(ctx: RunContext, *, started_at: str, planned: dict, moved: dict, re
         else:
             folded[name] = applied.get(agg.from_table, {}).get("folded", {}).get(name, 0)
         folded[name] += released.get(agg.from_table, {}).get("folded", {}).get(name, 0)
+    with step("report"):
+        ledger_state, holds, pending = steps.ledger_state(ctx), steps.holds_summary(ctx), steps.pending_subjects(ctx)
     out = {
         "run_id": ctx.run_id, "as_of": ctx.as_of.isoformat(), "dry_run": ctx.dry_run, "status": status,
         "policy_sha256": ctx.policy.sha256, "policy_file": Path(ctx.policy.source).name,
@@ -81,10 +83,10 @@ def assemble(ctx: RunContext, *, started_at: str, planned: dict, moved: dict, re
                   "released": sum(t["released_erased"] + t["released_returned"] for t in tables.values())},
         "aggregates": {name: {"folded": n} for name, n in folded.items()},
         "expectations": expectations,
-        "ledger": steps.ledger_state(ctx),
+        "ledger": ledger_state,
         "rules": table_rules(ctx),
-        "holds": steps.holds_summary(ctx),
-        "pending_subjects": steps.pending_subjects(ctx),
+        "holds": holds,
+        "pending_subjects": pending,
     }
     if error:
         out["error"] = error
@@ -98,9 +100,10 @@ def verify(ctx: RunContext, changed: dict[str, int] | None = None) -> list[dict]
     from pipelines import planner_stats
     from pipelines import verify as verification
 
-    with planner_stats.refreshing(ctx, changed or {}):
-        verification.load()
-    return verification.run(ctx)
+    with step("verify"):
+        with planner_stats.refreshing(ctx, changed or {}):
+            verification.load()
+        return verification.run(ctx)
 
 
 def changed_rows(moved: dict, released: dict, applied: dict) -> dict[str, int]:
@@ -148,18 +151,21 @@ def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir
             status = "succeeded" if all(e["success"] for e in expectations) else "failed"
             rep = assemble(ctx, started_at=started, planned=planned, moved=moved, released=released,
                            applied=applied, expectations=expectations, status=status)
-        except LetheError:
-            raise
-        except Exception as exc:  # the message names the step's exception type, never data
-            log.error("run %s failed: %s", ctx.run_id, type(exc).__name__)
+        except Exception as exc:
+            if isinstance(exc, LetheError) and not isinstance(exc, StepFailedError):
+                raise
+            # StepFailedError names the step, the table and the error's kind; anything else only its type
+            failure = str(exc) if isinstance(exc, StepFailedError) else f"{type(exc).__name__} during the run"
+            log.error("run %s failed: %s", ctx.run_id, failure)
             rep = {"run_id": ctx.run_id, "as_of": as_of.isoformat(), "dry_run": dry_run, "status": "error",
                    "policy_sha256": ctx.policy.sha256, "started_at": started, "finished_at": _now(),
-                   "error": f"{type(exc).__name__} during the run; see the logs of run {ctx.run_id}",
+                   "error": f"{failure}; see the logs of run {ctx.run_id}",
                    "tables": {}, "vault": {"moved": 0, "released": 0}, "aggregates": {}, "expectations": [],
                    "ledger": steps.ledger_state(ctx)}
             path = report.write(rep, report_dir)
-            raise RunFailedError(f"run {ctx.run_id} failed part-way ({type(exc).__name__}); "
-                                 f"report: {path}. Re-running completes the work.") from exc
+            raise RunFailedError(f"run {ctx.run_id} failed part-way: {failure}; report: {path}. Every chunk "
+                                 "is done or untouched: a re-run completes the work (once the cause is fixed, "
+                                 "if it persists).") from exc
         finally:
             if not dry_run:
                 lock.release(ctx.store, ctx.run_id)

@@ -12,6 +12,7 @@ from pipelines import aggregates, ledger, tombstones
 from pipelines.apply import apply_table, key_bounds
 from pipelines.context import RunContext
 from pipelines.discovery import count_due, predicates
+from pipelines.errors import step
 from pipelines.holds import held_predicate
 from pipelines.timestamps import as_utc, at_or_before
 from pipelines.vault import existing_vault_table, move_held, releasable, release
@@ -19,20 +20,29 @@ from pipelines.vault import existing_vault_table, move_held, releasable, release
 
 def plan(ctx: RunContext) -> dict[str, dict[str, int]]:
     """Due rows per table, by reason and action, and how many are held."""
-    return {name: count_due(ctx, name) for name in ctx.policy.table_order()}
+    out = {}
+    for name in ctx.policy.table_order():
+        with step("plan", name):
+            out[name] = count_due(ctx, name)
+    return out
 
 
 def move_held_rows(ctx: RunContext) -> dict[str, int]:
     if not ctx.holds:
         return {name: 0 for name in ctx.policy.tables}
-    return {name: move_held(ctx, name) for name in ctx.policy.table_order()}
+    out = {}
+    for name in ctx.policy.table_order():
+        with step("move to the vault", name):
+            out[name] = move_held(ctx, name)
+    return out
 
 
 def release_vault_rows(ctx: RunContext) -> dict[str, dict[str, int]]:
     """Release vault rows no longer held; in a dry run, count what a release would do."""
     out = {}
     for name in ctx.policy.table_order():
-        c = releasable(ctx, name) if ctx.dry_run else release(ctx, name)
+        with step("vault release", name):
+            c = releasable(ctx, name) if ctx.dry_run else release(ctx, name)
         out[name] = {"erased": c.released_erased, "returned": c.released_returned, "folded": c.folded}
     return out
 
@@ -41,9 +51,10 @@ def partitions(ctx: RunContext, name: str, count: int) -> list[list]:
     """Key ranges of a table's due rows for parallel apply tasks (JSON-able). The subjects table gets one
     open range even with no row due when tombstones wait to be forgotten: its apply step forgets them.
     """
-    bounds = [[lo, hi] for lo, hi in key_bounds(ctx, name, count)]
-    if not bounds and _forgets_tombstones(ctx, name):
-        bounds = [[None, None]]
+    with step("partitions", name):
+        bounds = [[lo, hi] for lo, hi in key_bounds(ctx, name, count)]
+        if not bounds and _forgets_tombstones(ctx, name):
+            bounds = [[None, None]]
     return bounds
 
 
@@ -62,12 +73,13 @@ def apply(ctx: RunContext, name: str, key_range: list | None = None, expected: i
     """Erase or anonymize a table's due rows (within `key_range`). The subjects table is applied last, so
     once it is, the tombstones past the grace period have done their work and are forgotten.
     """
-    subjects = tombstones.is_subjects_table(ctx, name)
-    if subjects:
-        tombstones.ensure(ctx.store)  # before the chunks' transactions, which may write tombstones
-    counts = apply_table(ctx, name, key_range=tuple(key_range) if key_range else None, expected=expected)
-    if subjects:
-        tombstones.forget_past_grace(ctx)
+    with step("apply", name):
+        subjects = tombstones.is_subjects_table(ctx, name)
+        if subjects:
+            tombstones.ensure(ctx.store)  # before the chunks' transactions, which may write tombstones
+        counts = apply_table(ctx, name, key_range=tuple(key_range) if key_range else None, expected=expected)
+        if subjects:
+            tombstones.forget_past_grace(ctx)
     return {"table": name, "erased": counts.erased, "anonymized": counts.anonymized, "folded": counts.folded}
 
 
@@ -78,7 +90,7 @@ def coarsen(ctx: RunContext) -> dict[str, int]:
         if not agg.coarsen or not sa.inspect(ctx.store).has_table(name):
             continue
         table = aggregates.table_for(name, agg, ctx.tables[agg.from_table])
-        with ctx.store.begin() as conn:
+        with step("coarsen", name), ctx.store.begin() as conn:
             merged[name] = aggregates.coarsen(conn, table, agg)
     return merged
 

@@ -1,0 +1,98 @@
+"""A step that fails on a database error names the step and the table, and no value from the data.
+
+The store's own constraint rejects what the policy asks for: a CHECK that every email has an @, which a
+pseudonym has not. PostgreSQL quotes the whole failing row in its error ("Failing row contains (...)").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import traceback
+
+import pytest
+import sqlalchemy as sa
+
+from pipelines import steps
+from pipelines.context import build
+from pipelines.errors import StepFailedError
+from tests.support.stores import frame, lethe
+
+AS_OF = dt.date(2026, 6, 30)
+SECRETS = ("carol.private@example.org", "Carol Privatename", "dave.hidden@example.org", "Dave Hiddenname")
+POLICY = """
+version: 1
+pseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: t1}
+tables:
+  members:
+    key: mid
+    retain: {for: 1y, from: last_login}
+    when_expired: anonymize
+    columns: {email: pseudonymize}
+"""
+
+
+@pytest.fixture
+def checked_store(store_url, pseudonym_key, tmp_path):
+    engine = sa.create_engine(store_url)
+    has_at = "instr(email, '@') > 0" if engine.dialect.name == "sqlite" else "position('@' in email) > 0"
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE members (mid INTEGER PRIMARY KEY, email VARCHAR(80) "
+                             f"CONSTRAINT members_email_has_at CHECK ({has_at}), "
+                             "full_name VARCHAR(80), last_login TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO members VALUES (1, :e1, :n1, '2020-01-01 00:00:00'), "
+                             "(2, :e2, :n2, '2026-06-01 00:00:00')"),
+                     {"e1": SECRETS[0], "n1": SECRETS[1], "e2": SECRETS[2], "n2": SECRETS[3]})
+    engine.dispose()
+    policy = tmp_path / "checked.yaml"
+    policy.write_text(POLICY)
+    return store_url, policy
+
+
+def _no_secret_in(text: str) -> None:
+    leaked = [s for s in SECRETS if s in text or s.split("@")[0] in text]
+    assert not leaked, f"personal values in the output: {leaked}"
+
+
+def test_the_cli_names_the_step_and_table_and_leaks_nothing(checked_store, tmp_path, caplog):
+    url, policy = checked_store
+    before = frame(url, "members")
+    reports = tmp_path / "r"
+
+    proc = lethe("run", "--policy", str(policy), "--as-of", AS_OF.isoformat(), "--store", url,
+                 "--report-dir", str(reports))
+
+    assert proc.returncode == 3, proc.stderr
+    assert "failed part-way: apply of table members failed: " in proc.stderr
+    assert "IntegrityError" in proc.stderr or "CheckViolation" in proc.stderr
+    assert "members_email_has_at" in proc.stderr if url.startswith("postgresql") else True
+    (report,) = reports.glob("*.json")
+    text = report.read_text()
+    assert '"status": "error"' in text and "apply of table members failed" in text
+    for output in (proc.stdout, proc.stderr, text):
+        _no_secret_in(output)
+    assert frame(url, "members").equals(before)  # the chunk rolled back: nothing changed, nothing lost
+
+
+def test_the_error_a_task_raises_carries_no_value_in_its_traceback(checked_store, caplog):
+    """What Airflow prints for a failed task: the exception with its traceback and chained causes."""
+    url, policy = checked_store
+    ctx = build(policy, AS_OF, store=url)
+    caplog.set_level(logging.DEBUG)
+    try:
+        with pytest.raises(StepFailedError) as failed:
+            steps.apply(ctx, "members")
+    finally:
+        ctx.dispose()
+    error = failed.value
+    assert (error.step, error.table) == ("apply", "members")
+    assert error.__cause__ is None and error.__suppress_context__
+    printed = "".join(traceback.format_exception(error))
+    assert "apply of table members failed" in printed
+    if url.startswith("postgresql"):
+        assert 'SQLSTATE 23514' in printed and 'constraint "members_email_has_at"' in printed
+    else:
+        assert "SQLITE_CONSTRAINT_CHECK" in printed
+    _no_secret_in(printed)
+    _no_secret_in(caplog.text)
+    assert "raised at " in caplog.text  # where in the code, as file:line function
