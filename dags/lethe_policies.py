@@ -34,13 +34,20 @@ def report_dir() -> str:
 
 
 def log_failure(context) -> None:
-    """One line per failed task: which DAG, task and as-of date, and the exception's type (never its text)."""
+    """One line per failed task: which DAG, task and as-of date, and the exception's type; its text only for
+    Lethe's own errors, whose messages never carry a value from the data (a database's may)."""
     ti = context.get("task_instance") or context.get("ti")
     stamp = context.get("logical_date") or context.get("data_interval_end")
     map_index = getattr(ti, "map_index", -1)
     log.error("lethe task failed: dag=%s task=%s%s as_of=%s error=%s", getattr(ti, "dag_id", "?"),
               getattr(ti, "task_id", "?"), f"[{map_index}]" if map_index is not None and map_index >= 0 else "",
-              stamp.date().isoformat() if stamp else "?", type(context.get("exception")).__name__)
+              stamp.date().isoformat() if stamp else "?", _describe(context.get("exception")))
+
+
+def _describe(exc: BaseException | None) -> str:
+    from pipelines.errors import LetheError
+
+    return f"{type(exc).__name__}: {exc}" if isinstance(exc, LetheError) else type(exc).__name__
 
 
 def _items(mapped) -> list:

@@ -91,3 +91,44 @@ def test_airflow_dags_test_fails_when_the_run_status_is_not_succeeded(airflow_ho
         assert conn.execute("SELECT count(*) FROM lethe_run_lock").fetchone() == (0,)
     assert "lethe task failed: dag=lethe_tampered task=report as_of=2026-06-30 error=AirflowFailException" in \
         out.stdout + out.stderr
+
+
+FAILING_POLICY = """
+version: 1
+store: "{store}"
+pseudonymization: {{key: "airflow:lethe_pseudonym_key", key_id: k2026}}
+tables:
+  members:
+    key: mid
+    retain: {{for: 1y, from: last_login}}
+    when_expired: anonymize
+    columns: {{email: pseudonymize}}
+"""
+
+
+def test_a_task_failing_on_a_database_error_logs_the_step_and_table_never_the_row(airflow_home, tmp_path, lethe_key,
+                                                                                   pg):
+    """PostgreSQL quotes the failing row in its error; Airflow prints a failed task's exception in its log."""
+    import sqlalchemy as sa
+
+    store = pg.url(pg.create_database("dagfail"))
+    engine = sa.create_engine(store)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE members (mid INTEGER PRIMARY KEY, email VARCHAR(80) CONSTRAINT "
+                             "members_email_has_at CHECK (position('@' in email) > 0), full_name VARCHAR(80), "
+                             "last_login TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO members VALUES (1, 'erin.secret@example.org', 'Erin Secretname', "
+                             "'2020-01-01')"))
+    engine.dispose()
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "checked.yaml").write_text(FAILING_POLICY.format(store=store))
+    env = airflow_env(airflow_home, policies, tmp_path / "reports", lethe_key, LETHE_RETRIES="0")
+
+    out = run([str(BIN / "airflow"), "dags", "test", "lethe_checked", SEED_AS_OF], env, timeout=400, check=False)
+
+    logs = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "apply of table members failed: CheckViolation (SQLSTATE 23514" in logs, logs[-3000:]
+    assert 'constraint "members_email_has_at"' in logs
+    assert "erin.secret" not in logs and "Secretname" not in logs
