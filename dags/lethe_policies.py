@@ -35,7 +35,8 @@ def report_dir() -> str:
 
 def log_failure(context) -> None:
     """One line per failed task: which DAG, task and as-of date, and the exception's type; its text only for
-    Lethe's own errors, whose messages never carry a value from the data (a database's may)."""
+    Lethe's own errors, whose messages never carry a value from the data (a database's may).
+    """
     ti = context.get("task_instance") or context.get("ti")
     stamp = context.get("logical_date") or context.get("data_interval_end")
     map_index = getattr(ti, "map_index", -1)
