@@ -18,7 +18,7 @@ from typing import Any
 
 from pipelines import ledger, lock, markers, report, runner, steps, tombstones
 from pipelines.context import RunContext, build, safe_run_id
-from pipelines.errors import InputError, LockHeldError
+from pipelines.errors import InputError, LockHeldError, StepFailedError
 
 log = logging.getLogger("lethe.airflow")
 
@@ -105,6 +105,13 @@ def holding_store(policy: str | Path, context: Mapping[str, Any]) -> Iterator[Ru
         beater.start()
         try:
             yield ctx
+        except StepFailedError as exc:
+            if exc.transient:
+                raise  # Airflow retries the task; its chunks done so far stay done
+            # A constraint or data error recurs on every retry: fail the task at once, with the message.
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(exc)) from None
         finally:
             stop.set()
             beater.join(timeout=5)

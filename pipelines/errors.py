@@ -60,8 +60,30 @@ class StepFailedError(LetheError):
 
     def __init__(self, step: str, table: str | None, error: BaseException):
         self.step, self.table, self.kind = step, table, describe(error)
+        self.transient = is_transient(error)
         where = f"{step} of table {table}" if table else step
         super().__init__(f"{where} failed: {self.kind}")
+
+
+# SQLSTATE classes a retry may clear: connection exception, transaction rollback (deadlock, serialization
+# failure), insufficient resources, operator intervention (shutdown, cancel); and lock_not_available.
+_TRANSIENT_SQLSTATE = ("08", "40", "53", "57", "55P03")
+_TRANSIENT_SQLITE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether retrying the step may succeed. A constraint or data error (SQLSTATE classes 22, 23) recurs on
+    every attempt until someone changes the schema or the policy; an error without a code (a dropped
+    connection, an unknown driver) is given the benefit of the doubt.
+    """
+    orig = getattr(error, "orig", None) or error
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate:
+        return sqlstate.startswith(_TRANSIENT_SQLSTATE)
+    name = getattr(orig, "sqlite_errorname", None)
+    if name:
+        return name.startswith(_TRANSIENT_SQLITE)
+    return True
 
 
 def describe(error: BaseException) -> str:
@@ -94,6 +116,22 @@ def step(name: str, table: str | None = None) -> Iterator[None]:
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised, described without its text
         failed = StepFailedError(name, table, exc)
-        frames = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
-        log.error("%s; raised at %s", failed, " <- ".join(reversed(frames[-4:])))
+        log.error("%s; raised at %s", failed, _where(exc))
         raise failed from None
+
+
+_PROJECT = Path(__file__).resolve().parents[1]
+_PACKAGES = {"pipelines", "anonymizers", "expectations", "dags"}
+
+
+def _where(error: BaseException) -> str:
+    """The innermost frames in Lethe's own packages, as path:line function (code locations, no values)."""
+    def ours(filename: str) -> Path | None:
+        path = Path(filename).resolve()
+        if path.is_relative_to(_PROJECT) and path.relative_to(_PROJECT).parts[0] in _PACKAGES:
+            return path.relative_to(_PROJECT)
+        return None
+
+    frames = [(ours(f.filename), f) for f in traceback.extract_tb(error.__traceback__)]
+    mine = [f"{path}:{f.lineno} {f.name}" for path, f in frames if path is not None]
+    return " <- ".join(reversed(mine[-4:]))

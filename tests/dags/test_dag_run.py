@@ -123,12 +123,17 @@ def test_a_task_failing_on_a_database_error_logs_the_step_and_table_never_the_ro
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "checked.yaml").write_text(FAILING_POLICY.format(store=store))
-    env = airflow_env(airflow_home, policies, tmp_path / "reports", lethe_key, LETHE_RETRIES="0")
+    env = airflow_env(airflow_home, policies, tmp_path / "reports", lethe_key)  # the DAG's default retries
 
     out = run([str(BIN / "airflow"), "dags", "test", "lethe_checked", SEED_AS_OF], env, timeout=400, check=False)
 
     logs = out.stdout + out.stderr
     assert out.returncode != 0
-    assert "apply of table members failed: CheckViolation (SQLSTATE 23514" in logs, logs[-3000:]
-    assert 'constraint "members_email_has_at"' in logs
+    failed = ('apply of table members failed: CheckViolation (SQLSTATE 23514, constraint "members_email_has_at", '
+              'table "members")')
+    assert failed in logs, logs[-3000:]
+    # a constraint error recurs on every retry: the task fails at once instead of retrying
+    assert logs.count(f"{failed}; raised at pipelines/apply.py:") == 1
+    assert f"AirflowFailException: {failed}" in logs
+    assert f"task=apply_tables.apply[0] as_of={SEED_AS_OF} error=AirflowFailException" in logs
     assert "erin.secret" not in logs and "Secretname" not in logs

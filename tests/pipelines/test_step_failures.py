@@ -95,4 +95,36 @@ def test_the_error_a_task_raises_carries_no_value_in_its_traceback(checked_store
         assert "SQLITE_CONSTRAINT_CHECK" in printed
     _no_secret_in(printed)
     _no_secret_in(caplog.text)
-    assert "raised at " in caplog.text  # where in the code, as file:line function
+    assert "raised at pipelines/apply.py:" in caplog.text  # where in Lethe's code, as path:line function
+
+
+def test_only_errors_a_retry_may_clear_count_as_transient(tmp_path):
+    """The DAG retries a task on a transient error and fails it at once otherwise (a constraint recurs)."""
+    import sqlite3
+
+    import psycopg
+
+    from pipelines.errors import is_transient
+
+    assert is_transient(psycopg.errors.DeadlockDetected())
+    assert is_transient(psycopg.errors.SerializationFailure())
+    assert is_transient(psycopg.errors.AdminShutdown())
+    assert is_transient(psycopg.errors.LockNotAvailable())
+    assert not is_transient(psycopg.errors.CheckViolation())
+    assert not is_transient(psycopg.errors.UniqueViolation())
+    assert not is_transient(psycopg.errors.InvalidTextRepresentation())
+
+    path = tmp_path / "busy.db"
+    first, second = sqlite3.connect(path, timeout=0), sqlite3.connect(path, timeout=0)
+    first.execute("CREATE TABLE t (a INTEGER CHECK (a > 0))")
+    first.commit()
+    first.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError) as busy:
+        second.execute("BEGIN IMMEDIATE")
+    first.rollback()
+    with pytest.raises(sqlite3.IntegrityError) as check:
+        first.execute("INSERT INTO t VALUES (0)")
+    first.close()
+    second.close()
+    assert is_transient(busy.value) and not is_transient(check.value)
+    assert is_transient(RuntimeError("no driver code: the retry policy decides"))
