@@ -288,13 +288,15 @@ def test_two_chunks_tombstoning_the_same_subject_at_once_both_commit(pg, pseudon
             waiter = threading.Thread(target=erase_second_row)
             waiter.start()
             with ctx.store.connect() as probe:  # the second chunk waits on the first one's uncommitted tombstone
-                for _ in range(200):
-                    if probe.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-                                     ).scalar():
+                for _ in range(400):
+                    waiting = probe.execute(sa.text("SELECT count(*) FROM pg_stat_activity "
+                                                    "WHERE wait_event_type = 'Lock'")).scalar()
+                    probe.rollback()  # pg_stat_activity is a snapshot kept until the transaction ends
+                    if waiting:
                         break
                     threading.Event().wait(0.05)
                 else:
-                    pytest.fail("the second chunk never waited for the first")
+                    pytest.fail(f"the second chunk never waited for the first: {second}")
         waiter.join(timeout=30)
         assert second == [0]
         assert [k for k, _ in _tombstones(url)] == ["7"]
