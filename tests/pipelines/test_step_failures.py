@@ -95,7 +95,7 @@ def test_the_error_a_task_raises_carries_no_value_in_its_traceback(checked_store
         assert "SQLITE_CONSTRAINT_CHECK" in printed
     _no_secret_in(printed)
     _no_secret_in(caplog.text)
-    assert "raised at pipelines/" in caplog.text and "apply.py:" in caplog.text  # where in Lethe's code, as path:line function
+    assert "raised at pipelines/" in caplog.text and "apply.py:" in caplog.text  # code locations, path:line
 
 
 def test_only_errors_a_retry_may_clear_count_as_transient(tmp_path):
