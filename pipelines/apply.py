@@ -259,16 +259,15 @@ def apply_table(ctx: RunContext, name: str, *, key_range: tuple[object, object] 
     ops = split_operators(ctx, name, pushdown)
     folds = fold_targets(ctx, name)
     total, analyzed = TableCounts(), 0  # rows this call had marked at the last ANALYZE
-    first_analyze = chunk_size  # not a worker's smaller share: each ANALYZE is 10-25 ms on the critical path
-    if not reads_keys(ctx, name, ops, folds):
-        chunk_size = range_chunk_size(chunk_size, expected, ctx.workers)
-    for n, counts in enumerate(chunks(ctx, name, p, scope, chunk_size, ops, folds), start=1):
+    size = chunk_size if reads_keys(ctx, name, ops, folds) else range_chunk_size(chunk_size, expected, ctx.workers)
+    for n, counts in enumerate(chunks(ctx, name, p, scope, size, ops, folds), start=1):
         total.add(counts)
         faults.checkpoint("apply.chunk")
         faults.checkpoint(f"apply.chunk.{name}")
         if n % 20 == 0:
             lock.heartbeat(ctx.store, ctx.run_id)
-        if total.anonymized >= max(first_analyze, 2 * analyzed):
+        # in whole chunks, not a worker's smaller share: each ANALYZE is 10-25 ms on the critical path
+        if total.anonymized >= max(chunk_size, 2 * analyzed):
             analyze_markers(ctx)
             analyzed = total.anonymized
     if total.anonymized > analyzed:

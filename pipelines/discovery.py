@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from pipelines import markers, tombstones
 from pipelines.context import RunContext
 from pipelines.holds import held_predicate
-from pipelines.store import key_text
+from pipelines.store import in_key_texts, key_text
 from pipelines.timestamps import at_or_before
 
 _NEVER = sa.false()
@@ -73,15 +73,6 @@ def vaulted_deleted_subjects(ctx: RunContext) -> list[str]:
         return sorted({str(v) for v in vconn.execute(query).scalars()})
 
 
-def _one_of(column: sa.ColumnElement, texts: list[str]) -> sa.ColumnElement[bool]:
-    """`column` is one of these ids given as text: each constant cast to the column's type, so the column
-    stays bare and its index usable (an SQLite column without a type compares as text).
-    """
-    if isinstance(column.type, sa.types.NullType):
-        return key_text(column).in_(texts)
-    return column.in_([sa.cast(sa.literal(t, sa.String), column.type) for t in texts])
-
-
 def is_subject_record(ctx: RunContext, name: str) -> bool:
     """Whether `name` is the subjects table keyed by the subject id, so each row records its own deletion."""
     s, rule = ctx.policy.subjects, ctx.policy.tables[name]
@@ -110,7 +101,7 @@ def predicates(ctx: RunContext, name: str, table: sa.Table | None = None,
             in_deleted = subject.in_(deleted.scalar_subquery())
             vaulted = vaulted_deleted_subjects(ctx)
             if vaulted:
-                in_deleted = sa.or_(in_deleted, _one_of(subject, vaulted))
+                in_deleted = sa.or_(in_deleted, in_key_texts(subject, vaulted))
         # A tombstone stands for a subjects row erased, or its deleted_at anonymized, inside the grace period.
         tombstoned = tombstones.deleted(ctx, subject)
         if tombstoned is not None:

@@ -71,18 +71,22 @@ _TRANSIENT_SQLSTATE = ("08", "40", "53", "57", "55P03")
 _TRANSIENT_SQLITE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL")
 
 
+def _driver_error(error: BaseException) -> tuple[BaseException, str | None, str | None]:
+    """The driver's own exception (SQLAlchemy wraps it), its SQLSTATE (PostgreSQL) and SQLite error name."""
+    orig = getattr(error, "orig", None) or error
+    return orig, getattr(orig, "sqlstate", None), getattr(orig, "sqlite_errorname", None)
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether retrying the step may succeed. A constraint or data error (SQLSTATE classes 22, 23) recurs on
     every attempt until someone changes the schema or the policy; an error without a code (a dropped
     connection, an unknown driver) is given the benefit of the doubt.
     """
-    orig = getattr(error, "orig", None) or error
-    sqlstate = getattr(orig, "sqlstate", None)
+    _, sqlstate, sqlite_name = _driver_error(error)
     if sqlstate:
         return sqlstate.startswith(_TRANSIENT_SQLSTATE)
-    name = getattr(orig, "sqlite_errorname", None)
-    if name:
-        return name.startswith(_TRANSIENT_SQLITE)
+    if sqlite_name:
+        return sqlite_name.startswith(_TRANSIENT_SQLITE)
     return True
 
 
@@ -91,11 +95,8 @@ def describe(error: BaseException) -> str:
     constraint, table and column it names: schema names, never values. Never the message itself: a
     database quotes the offending row in it ("Failing row contains (...)", "Key (email)=(...)").
     """
-    orig = getattr(error, "orig", None) or error  # SQLAlchemy wraps the driver's exception
-    parts = []
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
-    if code:
-        parts.append(f"SQLSTATE {code}" if getattr(orig, "sqlstate", None) else code)
+    orig, sqlstate, sqlite_name = _driver_error(error)
+    parts = [f"SQLSTATE {sqlstate}"] if sqlstate else [sqlite_name] if sqlite_name else []
     diag = getattr(orig, "diag", None)
     for label, attr in (("constraint", "constraint_name"), ("table", "table_name"), ("column", "column_name")):
         name = getattr(diag, attr, None) if diag is not None else None

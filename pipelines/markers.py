@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipelines.store import key_in, key_ranges, key_text
+from pipelines.store import in_key_texts, key_in, key_ranges, key_text
 
 _meta = sa.MetaData()
 ANONYMIZED = sa.Table(
@@ -49,9 +49,7 @@ def anonymized_rows(table_name: str, key: sa.Column, after: str | None = None,
         mine.append(ANONYMIZED.c.row_key > after)
     if upto is not None:
         mine.append(ANONYMIZED.c.row_key <= upto)
-    if isinstance(key.type, sa.types.NullType):  # an SQLite column without a type: compare as text
-        return key_text(key).in_(sa.select(ANONYMIZED.c.row_key).where(*mine).scalar_subquery())
-    return key.in_(sa.select(sa.cast(ANONYMIZED.c.row_key, key.type)).where(*mine).scalar_subquery())
+    return in_key_texts(key, sa.select(ANONYMIZED.c.row_key).where(*mine))
 
 
 def marker_ranges(engine: Engine, table_name: str, size: int) -> list[tuple[str | None, str | None]]:

@@ -106,7 +106,7 @@ def verify(ctx: RunContext, changed: dict[str, int] | None = None) -> list[dict]
         return verification.run(ctx)
 
 
-def changed_rows(moved: dict, released: dict, applied: dict) -> dict[str, int]:
+def changed_per_table(moved: dict, released: dict, applied: dict) -> dict[str, int]:
     """Rows of each table this run deleted, updated or inserted in the store."""
     return {name: moved.get(name, 0) + released.get(name, {}).get("returned", 0)
             + applied.get(name, {}).get("erased", 0) + applied.get(name, {}).get("anonymized", 0)
@@ -147,7 +147,7 @@ def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir
             tombstones.ensure(ctx.store)
         try:
             planned, moved, released, applied = execute(ctx)
-            expectations = [] if dry_run else verify(ctx, changed_rows(moved, released, applied))
+            expectations = [] if dry_run else verify(ctx, changed_per_table(moved, released, applied))
             status = "succeeded" if all(e["success"] for e in expectations) else "failed"
             rep = assemble(ctx, started_at=started, planned=planned, moved=moved, released=released,
                            applied=applied, expectations=expectations, status=status)

@@ -170,8 +170,6 @@ def _grace_days(ctx: RunContext) -> int:
     return (ctx.instant - s.erase_after.before(ctx.instant)).days
 
 
-
-
 def ledger_state(ctx: RunContext) -> dict:
     if not sa.inspect(ctx.store).has_table("lethe_ledger"):
         return {"entries": 0, "head": ledger.GENESIS, "verified": True, "total_entries": 0}

@@ -153,6 +153,23 @@ def key_text(column: sa.ColumnElement) -> sa.ColumnElement:
     return sa.cast(column, sa.Text)
 
 
+def in_key_texts(column: sa.ColumnElement, texts: Sequence[str] | sa.Select) -> sa.ColumnElement[bool]:
+    """`column` is one of these keys held as text (`key_text`'s form): a list, or a SELECT of one text column.
+
+    The text is cast to the column's type rather than the column to text, so the column stays bare and its
+    index usable; an SQLite column without a type compares as text.
+    """
+    untyped = isinstance(column.type, sa.types.NullType)
+    if isinstance(texts, sa.Select):
+        if untyped:
+            return key_text(column).in_(texts.scalar_subquery())
+        typed = texts.with_only_columns(sa.cast(texts.selected_columns[0], column.type))
+        return column.in_(typed.scalar_subquery())
+    if untyped:
+        return key_text(column).in_(list(texts))
+    return column.in_([sa.cast(sa.literal(t, sa.String), column.type) for t in texts])
+
+
 def key_ranges(engine: Engine, column: sa.ColumnElement, where: sa.ColumnElement[bool],
                size: int) -> Iterator[tuple[object | None, object | None]]:
     """Consecutive ranges `lo < column <= hi` of `size` rows matching `where` each, in `column`'s order;

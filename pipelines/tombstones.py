@@ -18,15 +18,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from pipelines.context import RunContext
-from pipelines.store import key_text
+from pipelines.store import in_key_texts, key_text
 from pipelines.timestamps import as_utc, at_or_before
 
 _meta = sa.MetaData()
 # The subject id is kept as text (the database's own CAST, as `key_text` renders it), so one table
-# serves any id type; discovery casts it back to the id column's type (`deleted`), so the comparison is
-# the same as with the subjects table itself and the subject columns of other tables stay bare, free to
-# use their indexes, with no cast per row. `deleted_at` is a naive UTC timestamp, comparable with the
-# cutoff by `at_or_before` whatever type the subjects table keeps its `deleted_at` in.
+# serves any id type; discovery casts it back to each subject column's type (`deleted`, `in_key_texts`),
+# so the subject columns stay bare, free to use their indexes, with no cast per row. `deleted_at` is a
+# naive UTC timestamp, comparable with the cutoff by `at_or_before` whatever type the subjects table
+# keeps its `deleted_at` in.
 TOMBSTONES = sa.Table(
     "lethe_subject_tombstones", _meta,
     sa.Column("subject_key", sa.String(255), primary_key=True),
@@ -66,12 +66,7 @@ def deleted(ctx: RunContext, subject: sa.ColumnElement) -> sa.ColumnElement[bool
     """
     if not waiting(ctx):
         return None
-    id_type = ctx.tables[ctx.policy.subjects.table].c[ctx.policy.subjects.id].type
-    gone = sa.select(TOMBSTONES.c.subject_key).where(_past_grace(ctx))
-    if isinstance(id_type, sa.types.NullType):  # an SQLite column without a type: compare as text
-        return key_text(subject).in_(gone.scalar_subquery())
-    typed = sa.select(sa.cast(TOMBSTONES.c.subject_key, id_type)).where(_past_grace(ctx))
-    return subject.in_(typed.scalar_subquery())
+    return in_key_texts(subject, sa.select(TOMBSTONES.c.subject_key).where(_past_grace(ctx)))
 
 
 def _utc_sql(column: sa.Column, dialect: str) -> sa.ColumnElement:
