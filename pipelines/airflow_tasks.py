@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipelines import ledger, lock, markers, report, runner, steps, tombstones
+from pipelines import lock, report, runner, steps
 from pipelines.context import RunContext, build, safe_run_id
 from pipelines.errors import InputError, LockHeldError, StepFailedError
 
@@ -160,9 +160,7 @@ def try_lock(policy: str | Path, context: Mapping[str, Any]) -> dict | None:
 
 def plan(policy: str | Path, context: Mapping[str, Any]) -> dict:
     with holding_store(policy, context) as ctx:
-        markers.ensure(ctx.store)
-        ledger.ensure(ctx.store)
-        tombstones.ensure(ctx.store)  # here, not by parallel apply tasks racing to create it
+        steps.prepare_store(ctx)  # here, not by parallel apply tasks racing to create the tables
         return steps.plan(ctx)
 
 

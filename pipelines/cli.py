@@ -129,7 +129,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         problems.extend(exc.problems)
         context = None
     url = stores.resolve_url(args.store, "LETHE_STORE_URL", policy.store, "store")
-    engine = stores.connect(url)
+    engine = stores.reach(stores.connect(url), url)
     try:
         validate(policy, engine, context)
     except InputError as exc:
@@ -152,7 +152,7 @@ def _cmd_ledger_verify(args: argparse.Namespace) -> int:
 
     policy = load_policy(args.policy)
     url = stores.resolve_url(args.store, "LETHE_STORE_URL", policy.store, "store")
-    engine = stores.connect(url)
+    engine = stores.reach(stores.connect(url), url)
     try:
         inspector = sa.inspect(engine)
         if not (inspector.has_table(ledger.LEDGER.name) or inspector.has_table(ledger.HEAD.name)):

@@ -72,7 +72,7 @@ class RunContext:
             if not self.vault_url:
                 raise InputError("rows under legal hold are due but no vault is configured: give --vault, "
                                  "set LETHE_VAULT_URL or put `vault:` in the policy")
-            self._vault = stores.connect(self.vault_url)
+            self._vault = stores.connect(self.vault_url, create=True)  # Lethe creates the vault on first use
         return self._vault
 
     def has_vault(self) -> bool:
@@ -128,8 +128,7 @@ def build(policy_path: str | Path, as_of: dt.date, *, dry_run: bool = False, sto
     except (InputError, sa.exc.OperationalError) as exc:
         engine.dispose()
         if isinstance(exc, sa.exc.OperationalError):
-            raise InputError(f"cannot reach the store at {stores.redacted(store_url)} "
-                             f"({type(exc.orig).__name__})") from None
+            raise stores.unreachable(store_url, exc) from None
         raise
     return RunContext(policy=policy, store_url=store_url, vault_url=vault_url, store=engine, as_of=as_of,
                       run_id=run_id or new_run_id(as_of, dry_run), dry_run=dry_run, key=context.key,

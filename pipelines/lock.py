@@ -13,7 +13,7 @@ import socket
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipelines.errors import LockHeldError
+from pipelines.errors import LockHeldError, step
 from pipelines.store import enable_wal
 
 _meta = sa.MetaData()
@@ -50,7 +50,14 @@ def _stale(row, stale_after: dt.timedelta) -> bool:
 
 
 def acquire(engine: Engine, run_id: str, pid: int | None = None, stale_after: dt.timedelta = STALE_AFTER) -> None:
-    """Take the store for `run_id` (re-entrant for the same run); raise LockHeldError if another run has it."""
+    """Take the store for `run_id` (re-entrant for the same run); raise LockHeldError if another run has it.
+    Any other failure (no right to create the lock table, say) leaves as the "lock" step's StepFailedError.
+    """
+    with step("lock"):
+        _take(engine, run_id, pid, stale_after)
+
+
+def _take(engine: Engine, run_id: str, pid: int | None, stale_after: dt.timedelta) -> None:
     enable_wal(engine)
     _meta.create_all(engine, tables=[LOCK])
     try:

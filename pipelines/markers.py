@@ -57,7 +57,13 @@ def marker_ranges(engine: Engine, table_name: str, size: int) -> list[tuple[str 
     one open range when there are none, so a scope over them still exists.
     """
     mine = ANONYMIZED.c.table_name == table_name
-    return list(key_ranges(engine, ANONYMIZED.c.row_key, mine, size)) or [(None, None)]
+    ranges = list(key_ranges(engine, ANONYMIZED.c.row_key, mine, size)) or [(None, None)]
+    if len(ranges) > 1:  # after full ranges the open rest is unchecked (key_ranges): drop it when empty
+        with engine.connect() as conn:
+            if conn.execute(sa.select(ANONYMIZED.c.row_key).where(mine, ANONYMIZED.c.row_key > ranges[-1][0])
+                            .limit(1)).first() is None:
+                ranges.pop()
+    return ranges
 
 
 def marked_keys(conn: Connection, table_name: str, table: sa.Table, key: str,

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import ledger, lock, markers, report, steps, tombstones
+from pipelines import lock, report, steps
 from pipelines.context import RunContext, build
 from pipelines.errors import LetheError, RunFailedError, StepFailedError, step
 
@@ -142,10 +142,9 @@ def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir
     try:
         if not dry_run:
             lock.acquire(ctx.store, ctx.run_id, pid=os.getpid())
-            markers.ensure(ctx.store)
-            ledger.ensure(ctx.store)
-            tombstones.ensure(ctx.store)
         try:
+            if not dry_run:
+                steps.prepare_store(ctx)
             planned, moved, released, applied = execute(ctx)
             expectations = [] if dry_run else verify(ctx, changed_per_table(moved, released, applied))
             status = "succeeded" if all(e["success"] for e in expectations) else "failed"

@@ -8,7 +8,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from pipelines import aggregates, ledger, tombstones
+from pipelines import aggregates, ledger, markers, tombstones
 from pipelines.apply import apply_table, key_bounds
 from pipelines.context import RunContext
 from pipelines.discovery import count_due, predicates
@@ -16,6 +16,14 @@ from pipelines.errors import step
 from pipelines.holds import held_predicate
 from pipelines.timestamps import as_utc, at_or_before
 from pipelines.vault import existing_vault_table, move_held, releasable, release
+
+
+def prepare_store(ctx: RunContext) -> None:
+    """Create Lethe's own tables in the store (markers, ledger, tombstones) before a run's first change."""
+    with step("prepare"):
+        markers.ensure(ctx.store)
+        ledger.ensure(ctx.store)
+        tombstones.ensure(ctx.store)
 
 
 def plan(ctx: RunContext) -> dict[str, dict[str, int]]:

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 
 from anonymizers import sql_secrets
 from pipelines.errors import InputError
@@ -38,17 +38,24 @@ def redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def connect(url: str, *, writer: bool = True) -> Engine:
+def connect(url: str, *, writer: bool = True, create: bool = False) -> Engine:
     """An engine with the settings Lethe relies on.
 
     On SQLite a writer engine opens every transaction with BEGIN IMMEDIATE, so a read-then-write
     (the ledger head, an aggregate upsert) cannot interleave with another process; a reader engine
     (writer=False) takes plain snapshots, so it can stream due keys while a writer commits chunks.
+    A SQLite file is created (with its directory) only when `create`, as for the vault: SQLite would
+    otherwise make an empty database of a mistyped store path, and a run, a check or a ledger
+    verification would then report on nothing ("ledger: empty") instead of refusing.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = _sqlite_file(parsed)
+        if path is not None and create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif path is not None and not path.is_file():
+            raise InputError(f"no SQLite database at {path}: the store must exist (check the path; "
+                             f"`lethe seed --store URL` creates the reference dataset)")
         engine = sa.create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
@@ -68,6 +75,31 @@ def connect(url: str, *, writer: bool = True) -> Engine:
     engine = sa.create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     sql_secrets.install(engine)  # keys reach SQL forms by COPY, never as logged statement parameters
     return engine
+
+
+def reach(engine: Engine, url: str, what: str = "store") -> Engine:
+    """Connect once now: a database that cannot be reached is bad input (exit 2) naming its URL, not a
+    traceback later, and not, for `lethe ledger verify`, an exit 1 that reads as a broken chain.
+    """
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        raise unreachable(url, exc, what) from None
+    return engine
+
+
+def unreachable(url: str, exc: sa.exc.DBAPIError, what: str = "store") -> InputError:
+    return InputError(f"cannot reach the {what} at {redacted(url)} ({type(exc.orig).__name__})")
+
+
+def _sqlite_file(parsed: URL) -> Path | None:
+    """The file a SQLite URL names; None for an in-memory database or a `file:` URI (SQLite's own rules)."""
+    db = parsed.database
+    if not db or db == ":memory:" or parsed.query.get("uri") or db.startswith("file:"):
+        return None
+    return Path(db)
 
 
 def enable_wal(engine: Engine) -> None:

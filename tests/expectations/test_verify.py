@@ -294,3 +294,30 @@ def test_form_checks_over_batches_of_the_markers_count_like_one_scope(setup, mon
     assert _failed(result) == {"form.accounts.email": 3, "form.accounts.email.no_email": 3}
     names = [e["name"] for e in result.report["expectations"]]
     assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("marked, expected", [(0, 1), (3, 2), (4, 2), (5, 3)])
+def test_marker_batches_cover_every_marker_once_and_none_is_empty(tmp_path, marked, expected):
+    """Form checks run one GX validation per batch: an exact multiple of the batch size must not add an
+    empty last batch, and no marker may fall between two batches."""
+    from pipelines import markers
+    from pipelines.store import connect
+
+    engine = connect(f"sqlite:///{tmp_path / 'm.db'}", create=True)
+    markers.ensure(engine)
+    with engine.begin() as conn:
+        conn.execute(markers.ANONYMIZED.insert(), [
+            {"table_name": "t", "row_key": str(k), "run_id": "r"} for k in range(10, 10 + marked)]
+            + [{"table_name": "other", "row_key": "99", "run_id": "r"}])
+
+    ranges = markers.marker_ranges(engine, "t", 2)
+
+    assert len(ranges) == expected
+    with engine.connect() as conn:
+        keys = markers.ANONYMIZED.c.row_key
+        covered = [conn.execute(sa.select(keys).where(markers.ANONYMIZED.c.table_name == "t",
+                                                      *([keys > lo] if lo is not None else []),
+                                                      *([keys <= hi] if hi is not None else []))).scalars().all()
+                   for lo, hi in ranges]
+    assert sorted(k for batch in covered for k in batch) == [str(k) for k in range(10, 10 + marked)]
+    assert marked == 0 or all(covered)

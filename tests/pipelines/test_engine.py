@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 
 import pandas as pd
 import pytest
@@ -200,6 +201,51 @@ def test_commands_that_only_read_leave_a_sqlite_store_byte_identical(sqlite_url,
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
+
+def test_a_mistyped_sqlite_store_path_is_refused_and_nothing_is_created(pseudonym_key, tmp_path):
+    """SQLite makes an empty database of any path it opens: a typo must not become a store that a run
+    sweeps, a check validates or a ledger verification reports as "empty" with exit 0."""
+    missing = tmp_path / "no_such_dir" / "lethe.db"
+    url = f"sqlite:///{missing}"
+    policy = ["--policy", str(REFERENCE_POLICY)]
+    commands = {
+        "run": ["run", *policy, "--as-of", str(AS_OF), "--store", url, "--report-dir", str(tmp_path / "r")],
+        "plan": ["plan", *policy, "--as-of", str(AS_OF), "--store", url],
+        "check": ["check", *policy, "--store", url],
+        "ledger verify": ["ledger", "verify", *policy, "--store", url],
+    }
+    for name, args in commands.items():
+        proc = lethe(*args)
+        assert proc.returncode == 2, (name, proc.returncode, proc.stdout, proc.stderr)
+        assert f"no SQLite database at {missing}" in proc.stderr, (name, proc.stderr)
+        assert "Traceback" not in proc.stderr, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no directory, database or report written
+
+
+
+def test_an_unreachable_store_is_bad_input_for_every_command_never_a_traceback(pseudonym_key, tmp_path):
+    """Exit 2 naming the store without its password. For `ledger verify` this matters most: exit 1 means
+    a broken chain, and an unreachable database must not read as tampering."""
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    password = secrets.token_hex(8)
+    url = f"postgresql+psycopg://lethe:{password}@127.0.0.1:{port}/store"
+    policy = ["--policy", str(REFERENCE_POLICY)]
+    commands = {
+        "run": ["run", *policy, "--as-of", str(AS_OF), "--store", url, "--report-dir", str(tmp_path / "r")],
+        "check": ["check", *policy, "--store", url],
+        "ledger verify": ["ledger", "verify", *policy, "--store", url],
+        "holds": ["holds", *policy, "--store", url],
+    }
+    for name, args in commands.items():
+        proc = lethe(*args)
+        assert proc.returncode == 2, (name, proc.returncode, proc.stderr[-2000:])
+        assert f"cannot reach the store at postgresql+psycopg://lethe:***@127.0.0.1:{port}/store" in proc.stderr
+        assert password not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr, name
+    assert not (tmp_path / "r").exists()
 
 def test_second_concurrent_run_refuses(seeded, tmp_path):
     store, vault = seeded

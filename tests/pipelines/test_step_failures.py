@@ -13,7 +13,7 @@ import traceback
 import pytest
 import sqlalchemy as sa
 
-from pipelines import steps
+from pipelines import lock, steps
 from pipelines.context import build
 from pipelines.errors import StepFailedError
 from tests.support.stores import frame, lethe
@@ -128,3 +128,50 @@ def test_only_errors_a_retry_may_clear_count_as_transient(tmp_path):
     second.close()
     assert is_transient(busy.value) and not is_transient(check.value)
     assert is_transient(RuntimeError("no driver code: the retry policy decides"))
+
+
+def test_a_role_that_cannot_create_lethes_tables_gets_the_step_named_and_the_store_back(pg, pseudonym_key,
+                                                                                      tmp_path):
+    """Before the first change a run creates its lock, marker, ledger and tombstone tables. A production role
+    without CREATE on the schema fails there: the message names the step (never a traceback), and a failure
+    after the lock was taken still writes the error report and leaves the store free for the next run."""
+    import secrets
+
+    db = pg.create_database("store")
+    role, password = f"limited_{secrets.token_hex(4)}", secrets.token_hex(8)
+    pg.admin(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    owner = sa.create_engine(pg.url(db))
+    with owner.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE members (mid INTEGER PRIMARY KEY, email VARCHAR(80), "
+                             "full_name VARCHAR(80), last_login TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO members VALUES (1, :e, :n, '2020-01-01 00:00:00')"),
+                     {"e": SECRETS[0], "n": SECRETS[1]})
+        conn.execute(sa.text(f"GRANT SELECT, UPDATE, DELETE ON members TO {role}"))
+        conn.execute(sa.text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
+    policy = tmp_path / "p.yaml"
+    policy.write_text(POLICY)
+    url = pg.url(db, user=role, password=password)
+    run = ["run", "--policy", str(policy), "--as-of", AS_OF.isoformat(), "--store", url]
+
+    no_lock = lethe(*run, "--report-dir", str(tmp_path / "r1"))
+
+    assert no_lock.returncode == 3, no_lock.stderr
+    assert "lethe: lock failed: InsufficientPrivilege (SQLSTATE 42501" in no_lock.stderr
+    assert "Traceback" not in no_lock.stderr
+
+    with owner.begin() as conn:  # the lock table exists (an earlier run by the owner), the others do not
+        lock.LOCK.create(conn)
+        conn.execute(sa.text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON lethe_run_lock TO {role}"))
+
+    no_tables = lethe(*run, "--report-dir", str(tmp_path / "r2"))
+
+    assert no_tables.returncode == 3, no_tables.stderr
+    assert "failed part-way: prepare failed: InsufficientPrivilege (SQLSTATE 42501" in no_tables.stderr
+    (report,) = (tmp_path / "r2").glob("*.json")
+    assert '"status": "error"' in report.read_text()
+    for output in (no_lock.stderr, no_tables.stderr, report.read_text()):
+        _no_secret_in(output)
+    with owner.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM lethe_run_lock")).scalar() == 0  # released
+        assert conn.execute(sa.text("SELECT email FROM members")).scalar() == SECRETS[0]  # untouched
+    owner.dispose()
