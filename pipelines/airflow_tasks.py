@@ -18,7 +18,7 @@ from typing import Any
 
 from pipelines import lock, report, runner, steps
 from pipelines.context import RunContext, build, safe_run_id
-from pipelines.errors import InputError, LockHeldError, StepFailedError
+from pipelines.errors import InputError, LockHeldError, StepFailedError, UnreachableError
 
 log = logging.getLogger("lethe.airflow")
 
@@ -75,6 +75,8 @@ def open_context(policy: str | Path, context: Mapping[str, Any]) -> RunContext:
     try:
         return build(policy, as_of(context), store=connection_url(STORE_CONN_ID),
                      vault=connection_url(VAULT_CONN_ID), run_id=run_id(context), workers=1)
+    except UnreachableError:
+        raise  # the database may answer again: Airflow retries the task
     except InputError as exc:
         # Retrying cannot fix a bad policy, key or hold: fail the task at once, with the message.
         from airflow.sdk.exceptions import AirflowFailException
@@ -138,11 +140,11 @@ def try_lock(policy: str | Path, context: Mapping[str, Any]) -> dict | None:
         try:
             url = stores.resolve_url(connection_url(STORE_CONN_ID), "LETHE_STORE_URL", load_policy(policy).store,
                                      "store")
+            engine = _waiting[waiter] = stores.connect(url)
         except InputError as exc:
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(str(exc)) from None
-        engine = _waiting[waiter] = stores.connect(url)
     rid = run_id(context)
     busy = False
     try:

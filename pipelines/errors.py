@@ -39,6 +39,12 @@ class PolicyError(InputError):
     """The policy file is invalid; `problems` lists every mistake with its path in the file."""
 
 
+class UnreachableError(InputError):
+    """The store or vault did not answer. Bad input to the CLI (exit 2, nothing touched); a DAG task
+    retries it, since a database restarting at 3 a.m. answers again.
+    """
+
+
 class LockHeldError(LetheError):
     """Another run holds the store (runs never overlap on one store)."""
 

@@ -20,6 +20,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from pipelines import reference_schema as schema
+from pipelines.store import make_sqlite_dir
 
 CHUNK = 100_000
 GRACE_DAYS = 30
@@ -86,6 +87,7 @@ def seed(
         raise ValueError(f"rows must be a positive number, not {rows}")
     if as_of is None:
         as_of = dt.datetime.now(dt.UTC).date()
+    make_sqlite_dir(store_url)
     engine = sa.create_engine(store_url)
     try:
         _prepare(engine, replace)

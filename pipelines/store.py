@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from anonymizers import sql_secrets
-from pipelines.errors import InputError
+from pipelines.errors import InputError, UnreachableError
 
 COLUMN_KINDS = ("text", "integer", "float", "date", "datetime", "boolean", "binary", "ip", "other")
 
@@ -51,8 +51,8 @@ def connect(url: str, *, writer: bool = True, create: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_file(parsed)
-        if path is not None and create:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            make_sqlite_dir(url)
         elif path is not None and not path.is_file():
             raise InputError(f"no SQLite database at {path}: the store must exist (check the path; "
                              f"`lethe seed --store URL` creates the reference dataset)")
@@ -90,8 +90,16 @@ def reach(engine: Engine, url: str, what: str = "store") -> Engine:
     return engine
 
 
-def unreachable(url: str, exc: sa.exc.DBAPIError, what: str = "store") -> InputError:
-    return InputError(f"cannot reach the {what} at {redacted(url)} ({type(exc.orig).__name__})")
+def unreachable(url: str, exc: sa.exc.DBAPIError, what: str = "store") -> UnreachableError:
+    return UnreachableError(f"cannot reach the {what} at {redacted(url)} ({type(exc.orig).__name__})")
+
+
+def make_sqlite_dir(url: str) -> None:
+    """Create the directory of a SQLite database about to be created (the vault, `lethe seed`)."""
+    parsed = make_url(url)
+    path = _sqlite_file(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sqlite_file(parsed: URL) -> Path | None:

@@ -6,7 +6,7 @@ import json
 import sys
 import textwrap
 
-from tests.dags.conftest import DAGS, airflow_env, run
+from tests.dags.conftest import DAGS, airflow_env, run, write_policy
 
 DESCRIBE = textwrap.dedent("""
     import json, sys
@@ -105,3 +105,37 @@ def test_parsing_reads_only_file_stems_and_takes_under_a_second(airflow_home, tm
     assert len(out["dags"]) == 20
     assert out["heavy"] == []  # no pandas, SQLAlchemy, GX or engine import at parse time
     assert out["seconds"] < 1.0, out
+
+
+OPEN_CONTEXT = textwrap.dedent("""
+    import datetime as dt, sys
+    from pipelines import airflow_tasks
+    context = {"logical_date": dt.datetime(2026, 6, 30, tzinfo=dt.UTC), "run_id": "manual__t"}
+    try:
+        airflow_tasks.open_context(sys.argv[1], context)
+    except Exception as exc:
+        print(type(exc).__name__, exc)
+""")
+
+
+def test_a_task_retries_an_unreachable_store_and_fails_at_once_on_bad_input(airflow_home, tmp_path, lethe_key):
+    """A database restarting at 3 a.m. answers again, so Airflow's retries apply; a store path with no
+    database behind it, like a bad policy, never will, so the task fails at once with the message."""
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = write_policy(tmp_path / "p", "down", f"postgresql+psycopg://u:pw@127.0.0.1:{port}/store",
+                        f"sqlite:///{tmp_path / 'vault.db'}")
+    missing = write_policy(tmp_path / "p", "missing", f"sqlite:///{tmp_path / 'nowhere' / 'store.db'}",
+                           f"sqlite:///{tmp_path / 'vault.db'}")
+    env = airflow_env(airflow_home, tmp_path / "p", tmp_path / "r", lethe_key)
+
+    unreachable = run([sys.executable, "-c", OPEN_CONTEXT, str(down)], env).stdout
+    absent = run([sys.executable, "-c", OPEN_CONTEXT, str(missing)], env).stdout
+
+    assert unreachable.startswith(f"UnreachableError cannot reach the store at postgresql+psycopg://u:***@127.0.0.1:"
+                                  f"{port}/store"), unreachable
+    assert absent.startswith("AirflowFailException no SQLite database at "), absent
+    assert not (tmp_path / "nowhere").exists()

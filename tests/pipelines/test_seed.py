@@ -103,6 +103,18 @@ def test_seeding_a_store_that_has_the_tables_is_refused_unless_replace(sqlite_ur
     assert _scalar(sqlite_url, "SELECT COUNT(*) FROM accounts") == counts["accounts"]
 
 
+
+def test_lethe_seed_creates_a_sqlite_store_in_a_new_directory_and_a_run_then_finds_it(tmp_path, pseudonym_key):
+    """Seeding is how a store comes to exist, so it creates the file's directory; other commands do not."""
+    from tests.support.stores import REFERENCE_POLICY, lethe
+
+    url = f"sqlite:///{tmp_path / 'new' / 'dir' / 'store.db'}"
+    seeded = lethe("seed", "--store", url, "--rows", "300")
+    assert seeded.returncode == 0, seeded.stderr
+    assert _scalar(url, "SELECT COUNT(*) FROM accounts") > 0
+    checked = lethe("check", "--policy", str(REFERENCE_POLICY), "--store", url)
+    assert checked.returncode == 0 and "OK" in checked.stdout, checked.stderr
+
 def test_accounts_are_due_inside_grace_and_live_relative_to_as_of(seeded):
     url, counts = seeded
     grace = D - dt.timedelta(days=30)
