@@ -8,7 +8,8 @@ muted while it runs, so no value from the data can reach a report, a log line or
 
 SQLite has no REGEXP of its own: GX compiles regex expectations to SQLAlchemy's `regexp_match`, which the
 pysqlite dialect serves with a Python `re.search` function it registers on every connection, so the
-match still runs row by row inside SQLite. PostgreSQL uses its `~` operator.
+match still runs row by row inside SQLite; Lethe replaces that function on GX's connections with one that
+compiles each pattern once (`_compiled_regexp`). PostgreSQL uses its `~` operator.
 """
 
 from __future__ import annotations
