@@ -20,7 +20,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from pipelines import reference_schema as schema
-from pipelines.store import make_sqlite_dir
+from pipelines.store import make_sqlite_dir, reach
 
 CHUNK = 100_000
 GRACE_DAYS = 30
@@ -88,7 +88,7 @@ def seed(
     if as_of is None:
         as_of = dt.datetime.now(dt.UTC).date()
     make_sqlite_dir(store_url)
-    engine = sa.create_engine(store_url)
+    engine = reach(sa.create_engine(store_url), store_url)
     try:
         _prepare(engine, replace)
         plan = _plan(rows)

@@ -239,6 +239,7 @@ def test_an_unreachable_store_is_bad_input_for_every_command_never_a_traceback(p
         "check": ["check", *policy, "--store", url],
         "ledger verify": ["ledger", "verify", *policy, "--store", url],
         "holds": ["holds", *policy, "--store", url],
+        "seed": ["seed", "--store", url, "--rows", "10"],
     }
     for name, args in commands.items():
         proc = lethe(*args)
