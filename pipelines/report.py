@@ -34,8 +34,17 @@ def write_private(path: Path, text: str) -> None:
 
 
 def prepare_dir(report_dir: str | Path) -> Path:
+    """The report directory, created owner-only if missing. A run checks it before touching data: a run
+    whose report cannot be written would leave compliance staff nothing to read.
+    """
     path = Path(report_dir)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise InputError(f"cannot create the report directory {path} ({exc.strerror}); give a writable "
+                         "--report-dir") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"the report directory {path} is not writable; give a writable --report-dir")
     return path
 
 

@@ -248,6 +248,30 @@ def test_an_unreachable_store_is_bad_input_for_every_command_never_a_traceback(p
         assert password not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr, name
     assert not (tmp_path / "r").exists()
 
+
+def test_a_report_directory_that_cannot_be_made_is_refused_before_any_data_is_touched(sqlite_url, pseudonym_key,
+                                                                                      tmp_path):
+    """A run whose report cannot be written would leave compliance staff nothing to read: exit 2 first."""
+    import hashlib
+    from pathlib import Path
+
+    seed(sqlite_url, rows=500, seed=3, as_of=AS_OF)
+    path = Path(sqlite_url.split(":///", 1)[1])
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    reports = blocker / "reports"
+
+    proc = lethe("run", "--policy", str(REFERENCE_POLICY), "--as-of", str(AS_OF), "--store", sqlite_url,
+                 "--vault", f"sqlite:///{tmp_path / 'vault.db'}", "--report-dir", str(reports))
+
+    assert proc.returncode == 2, proc.stderr
+    assert f"cannot create the report directory {reports} (Not a directory)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    index = lethe("report", "--report-dir", str(reports))
+    assert index.returncode == 2 and "cannot create the report directory" in index.stderr
+
 def test_second_concurrent_run_refuses(seeded, tmp_path):
     store, vault = seeded
     engine = connect(store)
