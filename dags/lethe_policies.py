@@ -94,7 +94,7 @@ def lethe_dag(stem: str, policy_file: Path):
         def plan(**context) -> dict:
             from pipelines import airflow_tasks
 
-            return airflow_tasks.plan(policy, context)
+            return airflow_tasks.plan(policy, context, report_dir=report_dir())
 
         @task
         def move_held_rows(**context) -> dict:

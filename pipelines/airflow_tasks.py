@@ -67,6 +67,13 @@ def connection_url(conn_id: str) -> str | None:
     return sqlalchemy_url(conn)
 
 
+def fail_at_once(error: Exception) -> Exception:
+    """Airflow's no-retry failure carrying Lethe's message, for errors a retry cannot clear."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    return AirflowFailException(str(error))
+
+
 def open_context(policy: str | Path, context: Mapping[str, Any]) -> RunContext:
     """Build (and validate) the RunContext for this task: Connections first, then LETHE_*_URL, then the policy.
 
@@ -78,10 +85,7 @@ def open_context(policy: str | Path, context: Mapping[str, Any]) -> RunContext:
     except UnreachableError:
         raise  # the database may answer again: Airflow retries the task
     except InputError as exc:
-        # Retrying cannot fix a bad policy, key or hold: fail the task at once, with the message.
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(str(exc)) from None
+        raise fail_at_once(exc) from None  # retrying cannot fix a bad policy, key or hold
 
 
 @contextmanager
@@ -110,10 +114,7 @@ def holding_store(policy: str | Path, context: Mapping[str, Any]) -> Iterator[Ru
         except StepFailedError as exc:
             if exc.transient:
                 raise  # Airflow retries the task; its chunks done so far stay done
-            # A constraint or data error recurs on every retry: fail the task at once, with the message.
-            from airflow.sdk.exceptions import AirflowFailException
-
-            raise AirflowFailException(str(exc)) from None
+            raise fail_at_once(exc) from None  # a constraint or data error recurs on every retry
         finally:
             stop.set()
             beater.join(timeout=5)
@@ -142,9 +143,7 @@ def try_lock(policy: str | Path, context: Mapping[str, Any]) -> dict | None:
                                      "store")
             engine = _waiting[waiter] = stores.connect(url)
         except InputError as exc:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            raise AirflowFailException(str(exc)) from None
+            raise fail_at_once(exc) from None
     rid = run_id(context)
     busy = False
     try:
@@ -160,8 +159,13 @@ def try_lock(policy: str | Path, context: Mapping[str, Any]) -> dict | None:
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
 
-def plan(policy: str | Path, context: Mapping[str, Any]) -> dict:
+def plan(policy: str | Path, context: Mapping[str, Any], report_dir: str | Path | None = None) -> dict:
     with holding_store(policy, context) as ctx:
+        if report_dir is not None:  # as `lethe run` does: a report that cannot be written, before any change
+            try:
+                report.prepare_dir(report_dir)
+            except InputError as exc:
+                raise fail_at_once(exc) from None
         steps.prepare_store(ctx)  # here, not by parallel apply tasks racing to create the tables
         return steps.plan(ctx)
 

@@ -137,3 +137,28 @@ def test_a_task_failing_on_a_database_error_logs_the_step_and_table_never_the_ro
     assert f"AirflowFailException: {failed}" in logs
     assert f"task=apply_tables.apply[0] as_of={SEED_AS_OF} error=AirflowFailException" in logs
     assert "erin.secret" not in logs and "Secretname" not in logs
+
+
+def test_a_report_directory_that_cannot_be_made_fails_the_plan_task_before_any_change(airflow_home, tmp_path,
+                                                                                      lethe_key):
+    """As with `lethe run`: a run whose report cannot be written must not change the store first."""
+    store = tmp_path / "store.db"
+    policy = write_policy(tmp_path / "policies", "noreports", f"sqlite:///{store}", f"sqlite:///{tmp_path / 'v.db'}")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    env = airflow_env(airflow_home, policy.parent, blocker / "reports", lethe_key)
+    seed(f"sqlite:///{store}", env)
+    user_tables = ["accounts", "access_logs", "orders", "marketing_profiles"]
+    with sqlite3.connect(store) as conn:
+        before = {t: conn.execute(f'SELECT * FROM "{t}" ORDER BY 1').fetchall() for t in user_tables}
+
+    out = run([str(BIN / "airflow"), "dags", "test", "lethe_noreports", SEED_AS_OF], env, timeout=400, check=False)
+
+    logs = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert (f"AirflowFailException: cannot create the report directory {blocker / 'reports'} (Not a directory)"
+            in logs), logs[-3000:]
+    assert f"task=plan as_of={SEED_AS_OF} error=AirflowFailException" in logs
+    with sqlite3.connect(store) as conn:
+        assert {t: conn.execute(f'SELECT * FROM "{t}" ORDER BY 1').fetchall() for t in user_tables} == before
+        assert conn.execute("SELECT count(*) FROM lethe_run_lock").fetchone() == (0,)  # the teardown ran
