@@ -74,6 +74,13 @@ def fail_at_once(error: Exception) -> Exception:
     return AirflowFailException(str(error))
 
 
+def retry_may_clear(error: InputError | StepFailedError) -> bool:
+    """A database that did not answer, or a transient database error, may pass on a retry; bad input (a
+    policy, key, hold or report directory) and a constraint or data error recur on every attempt.
+    """
+    return error.transient if isinstance(error, StepFailedError) else isinstance(error, UnreachableError)
+
+
 def open_context(policy: str | Path, context: Mapping[str, Any]) -> RunContext:
     """Build (and validate) the RunContext for this task: Connections first, then LETHE_*_URL, then the policy.
 
@@ -82,10 +89,10 @@ def open_context(policy: str | Path, context: Mapping[str, Any]) -> RunContext:
     try:
         return build(policy, as_of(context), store=connection_url(STORE_CONN_ID),
                      vault=connection_url(VAULT_CONN_ID), run_id=run_id(context), workers=1)
-    except UnreachableError:
-        raise  # the database may answer again: Airflow retries the task
     except InputError as exc:
-        raise fail_at_once(exc) from None  # retrying cannot fix a bad policy, key or hold
+        if retry_may_clear(exc):
+            raise
+        raise fail_at_once(exc) from None
 
 
 @contextmanager
@@ -111,10 +118,10 @@ def holding_store(policy: str | Path, context: Mapping[str, Any]) -> Iterator[Ru
         beater.start()
         try:
             yield ctx
-        except StepFailedError as exc:
-            if exc.transient:
+        except (StepFailedError, InputError) as exc:
+            if retry_may_clear(exc):
                 raise  # Airflow retries the task; its chunks done so far stay done
-            raise fail_at_once(exc) from None  # a constraint or data error recurs on every retry
+            raise fail_at_once(exc) from None
         finally:
             stop.set()
             beater.join(timeout=5)
@@ -162,10 +169,7 @@ def try_lock(policy: str | Path, context: Mapping[str, Any]) -> dict | None:
 def plan(policy: str | Path, context: Mapping[str, Any], report_dir: str | Path | None = None) -> dict:
     with holding_store(policy, context) as ctx:
         if report_dir is not None:  # as `lethe run` does: a report that cannot be written, before any change
-            try:
-                report.prepare_dir(report_dir)
-            except InputError as exc:
-                raise fail_at_once(exc) from None
+            report.prepare_dir(report_dir)
         steps.prepare_store(ctx)  # here, not by parallel apply tasks racing to create the tables
         return steps.plan(ctx)
 

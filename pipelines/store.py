@@ -50,10 +50,9 @@ def connect(url: str, *, writer: bool = True, create: bool = False) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        path = _sqlite_file(parsed)
         if create:
             make_sqlite_dir(url)
-        elif path is not None and not path.is_file():
+        elif (path := _sqlite_file(parsed)) is not None and not path.is_file():
             raise InputError(f"no SQLite database at {path}: the store must exist (check the path; "
                              f"`lethe seed --store URL` creates the reference dataset)")
         engine = sa.create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
