@@ -2,7 +2,7 @@
 
 The engine derives check specs from the policy (`expectations.checks`); `expectations.validate.run`
 turns them into suites and returns only names, verdicts and counts. Importing this package does not
-import Great Expectations (seconds of start-up): only `expectations.validate` and `expectations.suites` do.
+import Great Expectations (a second or more of start-up): only `expectations.gx` does, for `validate` and `suites`.
 """
 
 import os

@@ -6,10 +6,8 @@ same builders serve every policy and schema.
 
 from __future__ import annotations
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
-
 from expectations.checks import AggregateRules, ColumnRule, ColumnRules, NoRows
+from expectations.gx import gx, gxe
 
 META_KEY = "lethe_check"
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 
 from expectations.checks import AggregateRules, ColumnRules, NoRows, Outcome
+from expectations.gx import DataContextConfig, InMemoryStoreBackendDefaults, ProgressBarsConfig, gx
 from expectations.suites import META_KEY, aggregate_suite, column_suite, no_rows_suite
 
 log = logging.getLogger("lethe.expectations")
@@ -57,12 +57,6 @@ def _quiet() -> Iterator[None]:
             logging.getLogger(name).propagate = propagate
 
 
-def load() -> None:
-    """Import Great Expectations (2-3 s: it imports scipy, altair and every expectation class) ahead of `run`."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations  # noqa: F401
-
-
 def _compiled_regexp(dbapi_connection, _record) -> None:
     """SQLite's REGEXP as SQLAlchemy defines it (`re.search(pattern, value)`, NULL for NULL), with each
     pattern compiled once: form checks call it for every anonymized value and pattern, and `re.search`
@@ -95,12 +89,6 @@ def _store_engines(source) -> list:
 
 
 def _context():
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
 
     config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
                                analytics_enabled=False, progress_bars=ProgressBarsConfig(globally=False))
@@ -146,9 +134,6 @@ def run(store_url: str, row_checks: Sequence[NoRows] = (), column_checks: Sequen
     """
     if not (row_checks or column_checks or aggregates):
         return []
-    load()
-    import great_expectations as gx
-
     outcomes: dict[str, Outcome] = {}
     order: list[str] = []
     with _quiet():
