@@ -139,10 +139,6 @@ def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir
     ctx = build(policy, as_of, dry_run=dry_run, store=store, vault=vault, workers=workers)
     started = _now()
     report_dir = report.prepare_dir(report_dir)
-    if not dry_run:
-        from pipelines import verify as verification
-
-        verification.start_loading()  # overlaps the steps before verification
     try:
         if not dry_run:
             lock.acquire(ctx.store, ctx.run_id, pid=os.getpid())

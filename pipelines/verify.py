@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 
 import sqlalchemy as sa
 
@@ -175,32 +174,8 @@ def ledger_check(ctx: RunContext) -> Outcome:
     return Outcome("ledger.chain", v.ok, 0 if v.ok else 1)
 
 
-_loading: list[threading.Thread] = []  # the background import `start_loading` began, if any
-
-
-def start_loading() -> None:
-    """Begin importing Great Expectations (1-1.5 s of Lethe's CPU) on a background thread, so it overlaps
-    the run's database work: the plan and apply steps mostly wait on the database, which releases the GIL.
-    A no-op second run is mostly this import and the checks (issue #4).
-    """
-    if not _loading:
-        _loading.append(threading.Thread(target=_import_quietly, name="lethe-gx-import", daemon=True))
-        _loading[0].start()
-
-
-def _import_quietly() -> None:
-    try:
-        import expectations.validate  # noqa: F401
-    except BaseException:  # noqa: BLE001, S110 - `load` imports again on the caller's thread and raises there
-        pass
-
-
 def load() -> None:
-    """Import Great Expectations now, or wait for `start_loading`'s import; an import that failed on the
-    background thread is retried here, so its error reaches the caller.
-    """
-    if _loading:
-        _loading[0].join()
+    """Import Great Expectations now (1-1.5 s of Lethe's CPU), so it can overlap the database's work."""
     import expectations.validate  # noqa: F401 - importing it imports GX (`expectations.gx`)
 
 

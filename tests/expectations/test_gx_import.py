@@ -53,29 +53,3 @@ def test_a_module_imported_before_gx_is_left_as_it_is():
         print(json.dumps({"same": kl.stats is real and sys.modules["scipy.stats"] is real}))
     """))
     assert seen == {"same": True}
-
-
-def test_a_run_imports_gx_in_the_background_and_a_failed_import_is_raised_where_verification_waits():
-    seen = probe(textwrap.dedent("""
-        import json, sys, threading
-        from pipelines import verify
-        verify.start_loading()
-        verify.start_loading()  # once per process
-        threads = [t.name for t in threading.enumerate() if t.name == "lethe-gx-import"]
-        verify.load()
-        print(json.dumps({"threads": threads, "loaded": "expectations.validate" in sys.modules}))
-    """))
-    assert seen == {"threads": ["lethe-gx-import"], "loaded": True}
-
-    seen = probe(textwrap.dedent("""
-        import json, sys
-        sys.modules["great_expectations"] = None  # makes `import great_expectations` raise ImportError
-        from pipelines import verify
-        verify.start_loading()
-        try:
-            verify.load()
-            print(json.dumps({"raised": None}))
-        except ImportError as exc:
-            print(json.dumps({"raised": type(exc).__name__, "names_gx": "great_expectations" in str(exc)}))
-    """))
-    assert seen == {"raised": "ModuleNotFoundError", "names_gx": True}
