@@ -95,7 +95,8 @@ def assemble(ctx: RunContext, *, started_at: str, planned: dict, moved: dict, re
 
 def verify(ctx: RunContext, changed: dict[str, int] | None = None) -> list[dict]:
     """Step 6. Tables changed in bulk are ANALYZEd while Great Expectations loads (`planner_stats`); `changed`
-    counts this run's rows per table (the DAG's verify task leaves it to the statistics view).
+    counts this run's rows per table (the DAG's verify task leaves it to the statistics view). GX is not
+    loaded earlier, beside the apply step: its modules stay resident, so the two peaks of memory would add.
     """
     from pipelines import planner_stats
     from pipelines import verify as verification
