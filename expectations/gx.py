@@ -1,11 +1,12 @@
-"""The one place Lethe imports Great Expectations: without the statistics and charting stack it never uses.
+"""The one place Lethe imports Great Expectations: without the statistics, charting and JSON-schema libraries.
 
 Importing GX 1.x imports every expectation class, and one of them (KL divergence) imports `scipy.stats`
 and `altair` at module level for its metric and its chart: about 0.9 s of GX's 2-2.5 s import, paid by
-every run, every DAG task that verifies, and every no-op second run (issue #4's target). Lethe builds no
-such expectation. While GX is imported, those modules are stand-ins (`_Deferred`) that import the real
-module on first use, so nothing changes for code that does use them; afterwards the stand-ins leave
-`sys.modules`, so any later `import scipy.stats` anywhere gets the real module.
+every run, every DAG task that verifies, and every no-op second run (issue #4's target); the JSON-schema
+metric adds `jsonschema` (0.1 s). Lethe builds no such expectation. While GX is imported, those modules
+are stand-ins (`_Deferred`) that import the real module on first use, so nothing changes for code that
+does use them; afterwards the stand-ins leave `sys.modules`, so any later `import scipy.stats` anywhere
+gets the real module.
 
 A stand-in is installed only for a module not yet imported, and only while GX is imported:
 `importlib.util.LazyLoader` cannot do this on Python 3.11, whose import system reads the lazy module's
@@ -22,9 +23,10 @@ import sys
 import types
 from collections.abc import Iterator
 
-# Imported at module level only by great_expectations/expectations/core/
-# expect_column_kl_divergence_to_be_less_than.py, and used only inside its functions.
-DEFERRED = ("scipy.stats", "altair")
+# Each imported at module level by one GX module only, and used only inside its functions:
+# scipy.stats and altair by expectations/core/expect_column_kl_divergence_to_be_less_than.py (0.9 s),
+# jsonschema by expectations/metrics/column_map_metrics/column_values_match_json_schema.py (0.1 s).
+DEFERRED = ("scipy.stats", "altair", "jsonschema")
 
 
 class _Deferred(types.ModuleType):

@@ -1,4 +1,4 @@
-"""Great Expectations is imported without scipy.stats and altair, which still work for whoever uses them."""
+"""Great Expectations is imported without scipy.stats, altair and jsonschema, which still work for whoever uses them."""
 
 from __future__ import annotations
 
@@ -13,12 +13,17 @@ PROBE = textwrap.dedent("""
     import json, sys
     import expectations.validate
     from great_expectations.expectations.core import expect_column_kl_divergence_to_be_less_than as kl
+    from great_expectations.expectations.metrics.column_map_metrics import column_values_match_json_schema as js
 
-    seen = {"after_gx": sorted(n for n in ("scipy.stats", "altair") if n in sys.modules),
+    seen = {"after_gx": sorted(n for n in ("scipy.stats", "altair", "jsonschema") if n in sys.modules),
             "kl_stats_deferred": type(kl.stats).__name__}
     # GX's own use of the stand-ins: the real functions answer
     seen["entropy"] = float(kl.stats.entropy([0.5, 0.5], [0.25, 0.75]))
     seen["chart"] = type(kl.alt.Chart()).__name__
+    try:
+        js.jsonschema.validate(instance={"a": 1}, schema={"type": "object", "required": ["b"]})
+    except js.jsonschema.ValidationError:
+        seen["schema_checked"] = True
     import scipy.stats
     import altair
     seen["real_modules"] = [type(scipy.stats).__name__, type(altair).__name__]
@@ -39,6 +44,7 @@ def test_gx_loads_without_scipy_stats_or_altair_and_both_still_answer_when_used(
     assert seen["kl_stats_deferred"] == "_Deferred"
     assert seen["entropy"] == seen["same_entropy"] > 0.14  # KL(0.5,0.5 || 0.25,0.75) = 0.1438...
     assert seen["chart"] == "Chart"
+    assert seen["schema_checked"] is True
     # after GX's import nobody else is handed a stand-in
     assert seen["real_modules"] == ["module", "module"]
 
