@@ -140,11 +140,12 @@ def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir
     ctx = build(policy, as_of, dry_run=dry_run, store=store, vault=vault, workers=workers)
     started = _now()
     report_dir = report.prepare_dir(report_dir)
+    locked = False
     try:
-        if not dry_run:
-            lock.acquire(ctx.store, ctx.run_id, pid=os.getpid())
         try:
             if not dry_run:
+                lock.acquire(ctx.store, ctx.run_id, pid=os.getpid())
+                locked = True
                 steps.prepare_store(ctx)
             planned, moved, released, applied = execute(ctx)
             expectations = [] if dry_run else verify(ctx, changed_per_table(moved, released, applied))
@@ -167,7 +168,7 @@ def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir
                                  "is done or untouched: a re-run completes the work (once the cause is fixed, "
                                  "if it persists).") from exc
         finally:
-            if not dry_run:
+            if locked:
                 lock.release(ctx.store, ctx.run_id)
         return RunResult(rep, report.write(rep, report_dir))
     finally:

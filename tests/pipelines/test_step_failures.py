@@ -7,6 +7,7 @@ pseudonym has not. PostgreSQL quotes the whole failing row in its error ("Failin
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import traceback
 
@@ -133,8 +134,9 @@ def test_only_errors_a_retry_may_clear_count_as_transient(tmp_path):
 def test_a_role_that_cannot_create_lethes_tables_gets_the_step_named_and_the_store_back(pg, pseudonym_key,
                                                                                       tmp_path):
     """Before the first change a run creates its lock, marker, ledger and tombstone tables. A production role
-    without CREATE on the schema fails there: the message names the step (never a traceback), and a failure
-    after the lock was taken still writes the error report and leaves the store free for the next run."""
+    without CREATE on the schema fails there: the message names the step (never a traceback), the error
+    report is written either way, and a failure after the lock was taken leaves the store free for the next
+    run."""
     import secrets
 
     db = pg.create_database("store")
@@ -156,8 +158,11 @@ def test_a_role_that_cannot_create_lethes_tables_gets_the_step_named_and_the_sto
     no_lock = lethe(*run, "--report-dir", str(tmp_path / "r1"))
 
     assert no_lock.returncode == 3, no_lock.stderr
-    assert "lethe: lock failed: InsufficientPrivilege (SQLSTATE 42501" in no_lock.stderr
+    assert "failed part-way: lock failed: InsufficientPrivilege (SQLSTATE 42501" in no_lock.stderr
     assert "Traceback" not in no_lock.stderr
+    (lock_report,) = (tmp_path / "r1").glob("*.json")
+    assert json.loads(lock_report.read_text())["status"] == "error"
+    assert "lock failed: InsufficientPrivilege" in json.loads(lock_report.read_text())["error"]
 
     with owner.begin() as conn:  # the lock table exists (an earlier run by the owner), the others do not
         lock.LOCK.create(conn)
@@ -169,7 +174,7 @@ def test_a_role_that_cannot_create_lethes_tables_gets_the_step_named_and_the_sto
     assert "failed part-way: prepare failed: InsufficientPrivilege (SQLSTATE 42501" in no_tables.stderr
     (report,) = (tmp_path / "r2").glob("*.json")
     assert '"status": "error"' in report.read_text()
-    for output in (no_lock.stderr, no_tables.stderr, report.read_text()):
+    for output in (no_lock.stderr, no_tables.stderr, lock_report.read_text(), report.read_text()):
         _no_secret_in(output)
     with owner.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM lethe_run_lock")).scalar() == 0  # released
