@@ -25,7 +25,7 @@ from anonymizers import OperatorContext
 from pipelines import aggregates, faults, ledger, lock, markers, tombstones
 from pipelines.context import RunContext
 from pipelines.discovery import TablePredicates, predicates
-from pipelines.frames import read_rows, write_back
+from pipelines.frames import WRITE_BATCH, read_rows, write_back
 from pipelines.store import connect, key_in, key_ranges
 
 # Rows per transaction. Large, because on SQLite every commit rewrites each index page its chunk touched,
@@ -158,11 +158,13 @@ def key_chunk(ctx: RunContext, name: str, p: TablePredicates, scope: list, after
     counts = TableCounts()
     with ctx.store.begin() as conn:
         page = sa.select(key, p.action()).where(p.due, *scope, *([key > after] if after is not None else []))
-        rows = conn.execute(page.order_by(key).limit(chunk_size)).all()
-        if not rows:
+        erase, anonymize, last = [], [], None
+        for part in conn.execute(page.order_by(key).limit(chunk_size)).partitions(WRITE_BATCH):
+            for k, action in part:  # no list of a whole chunk's row objects (frames.WRITE_BATCH)
+                (erase if action == "erase" else anonymize).append(k)
+            last = part[-1][0]
+        if last is None:
             return counts, None
-        erase = [k for k, action in rows if action == "erase"]
-        anonymize = [k for k, action in rows if action == "anonymize"]
         if folds:
             counts.folded = fold_chunk(conn, ctx, name, folds, erase, anonymize)
         if anonymize:
@@ -174,7 +176,7 @@ def key_chunk(ctx: RunContext, name: str, p: TablePredicates, scope: list, after
             counts.anonymized = len(anonymize)
         if erase:
             counts.erased = erase_rows(conn, ctx, name, key_in(key, erase), keys=erase)
-    return counts, rows[-1][0]
+    return counts, last
 
 
 def erase_rows(conn: Connection, ctx: RunContext, name: str, where: sa.ColumnElement[bool],

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipelines.store import key_in
+
+# Rows per fetch, and per executemany on SQLite. A row object, or a parameter dict, per row of a whole
+# 100,000-row chunk took more memory than the chunk's data: 56 MiB more at the peak of a chunk of
+# pseudonymized orders (benchmarks/README.md).
+WRITE_BATCH = 5_000
 
 
 def to_python(value: object) -> object:
@@ -32,30 +38,44 @@ def to_python(value: object) -> object:
 
 def read_rows(conn: Connection, table: sa.Table, key: str, keys: Sequence[object],
               columns: Sequence[str]) -> pd.DataFrame:
-    """The chunk's rows as a DataFrame of object columns, in the order of `keys`."""
+    """The chunk's rows as a DataFrame of object columns. Read in batches into one list per column, so a
+    whole chunk of row objects never exists at once.
+    """
     cols = [key] + [c for c in columns if c != key]
-    rows = conn.execute(sa.select(*(table.c[c] for c in cols)).where(key_in(table.c[key], keys))).all()
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=cols, dtype=object)
-    return frame
+    result = conn.execute(sa.select(*(table.c[c] for c in cols)).where(key_in(table.c[key], keys)))
+    data: list[list] = [[] for _ in cols]
+    for part in result.partitions(WRITE_BATCH):
+        for values, column in zip(data, zip(*part, strict=True), strict=True):
+            values.extend(column)
+    return pd.DataFrame(dict(zip(cols, data, strict=True)), columns=cols, dtype=object)
 
 
 def write_back(conn: Connection, table: sa.Table, key: str, keys: Sequence[object],
                values: dict[str, pd.Series]) -> None:
-    """Set `values[col][i]` on the row with key `keys[i]`: executemany on SQLite, COPY + UPDATE…FROM on PostgreSQL."""
+    """Set `values[col][i]` on the row with key `keys[i]`: executemany on SQLite (in batches of WRITE_BATCH
+    rows), COPY + UPDATE…FROM on PostgreSQL; the rows are produced as they are sent, never all at once.
+    """
     if not values or not keys:
         return
     cols = list(values)
-    records = [[to_python(k)] + [to_python(values[c].iloc[i]) for c in cols] for i, k in enumerate(keys)]
+    records = _records(keys, [values[c].tolist() for c in cols])
     if conn.dialect.name == "postgresql":
         _copy_update(conn, table, key, cols, records)
         return
-    params = [{"lethe_k": r[0], **{f"lethe_v{j}": r[j + 1] for j in range(len(cols))}} for r in records]
     stmt = (sa.update(table).where(table.c[key] == sa.bindparam("lethe_k"))
             .values({table.c[c]: sa.bindparam(f"lethe_v{j}") for j, c in enumerate(cols)}))
-    conn.execute(stmt, params)
+    names = ["lethe_k", *(f"lethe_v{j}" for j in range(len(cols)))]
+    while batch := list(itertools.islice(records, WRITE_BATCH)):
+        conn.execute(stmt, [dict(zip(names, r, strict=True)) for r in batch])
 
 
-def _copy_update(conn: Connection, table: sa.Table, key: str, cols: list[str], records: list[list]) -> None:
+def _records(keys: Sequence[object], columns: list[list]) -> Iterator[list]:
+    """[key, value of each column] for row i, as DBAPI-friendly values."""
+    for i, k in enumerate(keys):
+        yield [to_python(k), *(to_python(col[i]) for col in columns)]
+
+
+def _copy_update(conn: Connection, table: sa.Table, key: str, cols: list[str], records: Iterable[list]) -> None:
     tmp_name = f"lethe_tmp_{secrets.token_hex(4)}"
     tmp = sa.Table(tmp_name, sa.MetaData(), *(sa.Column(c, table.c[c].type) for c in [key] + cols),
                    prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
