@@ -38,10 +38,10 @@ def to_python(value: object) -> object:
 
 def read_rows(conn: Connection, table: sa.Table, key: str, keys: Sequence[object],
               columns: Sequence[str]) -> pd.DataFrame:
-    """The chunk's rows as a DataFrame of object columns. Read in batches into one list per column, so a
-    whole chunk of row objects never exists at once.
+    """The chunk's rows as a DataFrame of object columns, each column once (a subject column may also be
+    anonymized). Read in batches into one list per column, so a whole chunk of row objects never exists at once.
     """
-    cols = [key] + [c for c in columns if c != key]
+    cols = list(dict.fromkeys([key, *columns]))
     result = conn.execute(sa.select(*(table.c[c] for c in cols)).where(key_in(table.c[key], keys)))
     data: list[list] = [[] for _ in cols]
     for part in result.partitions(WRITE_BATCH):

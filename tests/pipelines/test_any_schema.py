@@ -322,3 +322,66 @@ def test_generalize_ip_on_postgresql_inet_and_cidr_columns(pg_url, pseudonym_key
     assert rows[1]["ip"] == "203.0.113.0/24" and rows[1]["net"] == "198.51.0.0/16"
     assert rows[2]["ip"] == ("2001:db8:abcd::/48" if ipv6_prefix == 48 else "2001:db8:abcd:12::/120")
     assert rows[3]["ip"] == "192.0.2.1"  # not due
+
+
+SUBJECT_ANONYMIZED = """
+version: 1
+pseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}
+subjects: {table: people, id: pid, deleted_at: gone_at, erase_after: 7d}
+tables:
+  people:
+    key: pid
+    subject: pid
+    when_subject_deleted: keep
+  jobs:
+    key: rec
+    subject: operator
+    retain: {for: 1y, from: started}
+    when_expired: anonymize
+    when_subject_deleted: anonymize
+    columns:
+      operator: pseudonymize
+      started: {shift_date: {max_days: 30}}
+      notes: redact
+"""
+
+
+def test_a_subject_column_that_is_itself_anonymized_is_read_once_and_shifts_by_the_original_subject(
+        store_url, pseudonym_key, tmp_path):
+    """Operation records keep who operated only as a pseudonym: the subject column is anonymized too, while
+    the per-subject date shift still needs the original subject, read before anything changes."""
+    engine = sa.create_engine(store_url)
+    meta = sa.MetaData()
+    people = sa.Table("people", meta, sa.Column("pid", sa.String(20), primary_key=True),
+                      sa.Column("gone_at", sa.DateTime))
+    jobs = sa.Table("jobs", meta, sa.Column("rec", sa.Integer, primary_key=True, autoincrement=False),
+                    sa.Column("operator", sa.String(80)), sa.Column("started", sa.Date), sa.Column("notes", sa.Text))
+    meta.create_all(engine)
+    old, recent = dt.date(2024, 3, 1), dt.date(2026, 10, 1)
+    with engine.begin() as conn:
+        conn.execute(people.insert(), [{"pid": "op-1", "gone_at": None}, {"pid": "op-2", "gone_at": None}])
+        conn.execute(jobs.insert(), [
+            {"rec": 1, "operator": "op-1", "started": old, "notes": "valve"},
+            {"rec": 2, "operator": "op-1", "started": old + dt.timedelta(days=5), "notes": "pump"},
+            {"rec": 3, "operator": "op-2", "started": old, "notes": "seal"},
+            {"rec": 4, "operator": "op-2", "started": recent, "notes": "not due"},
+        ])
+    engine.dispose()
+    policy = tmp_path / "jobs.yaml"
+    policy.write_text(SUBJECT_ANONYMIZED)
+
+    result = run(policy, AS_OF, report_dir=tmp_path / "r", store=store_url)
+
+    assert result.status == "succeeded", [e for e in result.report["expectations"] if not e["success"]]
+    assert result.report["tables"]["jobs"]["anonymized"] == 3
+    rows = _rows(store_url, "jobs", "rec")
+    token = {k: rows[k]["operator"] for k in (1, 2, 3)}
+    assert all(t.startswith("lt1.w1.") for t in token.values())
+    assert token[1] == token[2] != token[3]                  # the same operator, the same pseudonym
+    shift = {k: (rows[k]["started"] - d).days for k, d in ((1, old), (2, old + dt.timedelta(days=5)), (3, old))}
+    assert shift[1] == shift[2] and all(abs(s) <= 30 for s in shift.values())  # one offset per original subject
+    assert all(rows[k]["notes"] is None for k in (1, 2, 3))
+    assert rows[4] == {"rec": 4, "operator": "op-2", "started": recent, "notes": "not due"}
+
+    again = run(policy, AS_OF, report_dir=tmp_path / "r", store=store_url)
+    assert again.report["tables"]["jobs"]["anonymized"] == 0 and _rows(store_url, "jobs", "rec") == rows
