@@ -174,9 +174,25 @@ def key_chunk(ctx: RunContext, name: str, p: TablePredicates, scope: list, after
             ledger.append(conn, ctx.run_id, name, "anonymize", len(anonymize),
                           ledger.keys_digest(ctx.ledger_key, anonymize))
             counts.anonymized = len(anonymize)
+            if anonymizing_may_expire(ctx, name):  # as a range chunk's DELETE after its UPDATE would find them
+                erase += conn.execute(sa.select(key).where(key_in(key, anonymize), p.erase)).scalars().all()
         if erase:
             counts.erased = erase_rows(conn, ctx, name, key_in(key, erase), keys=erase)
     return counts, last
+
+
+def anonymizing_may_expire(ctx: RunContext, name: str) -> bool:
+    """Whether anonymizing a row may make it due for erasure: a row anonymized for its deleted subject whose
+    `retain.from` column the policy anonymizes too (shift_date, generalize_date, fake) can land before the
+    retention cutoff, where `when_expired: erase`, the stronger action, applies. A key chunk decides its
+    rows' actions before it changes them, so it looks again at the rows it anonymized (in the same
+    transaction); a range chunk's DELETE already runs after its UPDATE.
+    """
+    rule = ctx.policy.tables[name]
+    if rule.retain is None or rule.when_expired != "erase" or rule.when_subject_deleted != "anonymize":
+        return False
+    op = ctx.operators.get(name, {}).get(rule.retain.from_column)
+    return op is not None and op.name not in ("keep", "redact")  # NULL never falls due
 
 
 def erase_rows(conn: Connection, ctx: RunContext, name: str, where: sa.ColumnElement[bool],

@@ -385,3 +385,61 @@ def test_a_subject_column_that_is_itself_anonymized_is_read_once_and_shifts_by_t
 
     again = run(policy, AS_OF, report_dir=tmp_path / "r", store=store_url)
     assert again.report["tables"]["jobs"]["anonymized"] == 0 and _rows(store_url, "jobs", "rec") == rows
+
+
+CLOCK_ANONYMIZED = """
+version: 1
+pseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}
+subjects: {table: people, id: pid, deleted_at: gone_at, erase_after: 7d}
+tables:
+  people:
+    key: pid
+    subject: pid
+    when_subject_deleted: keep
+  jobs:
+    key: rec
+    subject: operator
+    retain: {for: 10y, from: started}
+    when_expired: erase
+    when_subject_deleted: anonymize
+    columns:
+      started: {generalize_date: year}
+"""
+
+
+def test_a_row_whose_anonymization_moves_its_retention_clock_past_the_cutoff_is_erased_in_the_same_run(
+        store_url, pseudonym_key, tmp_path):
+    """Anonymized for its deleted subject, a row's `retain.from` date is generalized to the start of its year,
+    before the 10-year cutoff (2016-11-22): erasure by retention now applies, in this run, not the next one
+    (whose work the run's own retention check would otherwise report as left undone)."""
+    engine = sa.create_engine(store_url)
+    meta = sa.MetaData()
+    people = sa.Table("people", meta, sa.Column("pid", sa.String(20), primary_key=True),
+                      sa.Column("gone_at", sa.DateTime))
+    jobs = sa.Table("jobs", meta, sa.Column("rec", sa.Integer, primary_key=True, autoincrement=False),
+                    sa.Column("operator", sa.String(20)), sa.Column("started", sa.Date))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(people.insert(), [{"pid": "gone", "gone_at": dt.datetime(2026, 11, 1)},
+                                       {"pid": "live", "gone_at": None}])
+        conn.execute(jobs.insert(), [
+            {"rec": 1, "operator": "gone", "started": dt.date(2016, 12, 20)},  # -> 2016-01-01: now expired
+            {"rec": 2, "operator": "gone", "started": dt.date(2017, 1, 5)},    # -> 2017-01-01: not yet
+            {"rec": 3, "operator": "live", "started": dt.date(2016, 12, 20)},  # not due at all
+        ])
+    engine.dispose()
+    policy = tmp_path / "clock.yaml"
+    policy.write_text(CLOCK_ANONYMIZED)
+
+    result = run(policy, AS_OF, report_dir=tmp_path / "r", store=store_url)
+
+    assert result.status == "succeeded", [e for e in result.report["expectations"] if not e["success"]]
+    jobs_report = result.report["tables"]["jobs"]
+    assert (jobs_report["due"], jobs_report["anonymized"], jobs_report["erased"]) == (2, 2, 1)
+    rows = _rows(store_url, "jobs", "rec")
+    assert set(rows) == {2, 3}
+    assert rows[2]["started"] == dt.date(2017, 1, 1) and rows[3]["started"] == dt.date(2016, 12, 20)
+
+    again = run(policy, AS_OF, report_dir=tmp_path / "r", store=store_url)
+    assert again.report["tables"]["jobs"]["erased"] == again.report["tables"]["jobs"]["anonymized"] == 0
+    assert _rows(store_url, "jobs", "rec") == rows
