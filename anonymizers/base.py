@@ -129,6 +129,12 @@ class Operator:
                 "; ".join(_describe_error(cls.name, cls.Params, e) for e in exc.errors())
             ) from None
 
+    def text_length(self) -> int | None:
+        """On a text column: the most characters a result can have when that may exceed the input's length
+        (a VARCHAR(n) column must hold it); None when results are never longer than their input, or unbounded.
+        """
+        return None
+
     def accepts(self, kind: str) -> bool:
         """Whether this operator can be applied to a column of this kind."""
         if kind not in ALL_KINDS:

@@ -154,5 +154,8 @@ class Pseudonymize(Operator):
         already = column.op("~")(sa.literal(TOKEN_REGEX, sa.Text))
         return sa.type_coerce(sa.case((already, column), else_=token), sa.String)
 
+    def text_length(self) -> int | None:
+        return len(self._prefix) + TOKEN_CHARS
+
     def form_regex(self, kind: str = "text") -> str | None:
         return TOKEN_REGEX if kind == "text" else r"^[0-9]+$"

@@ -54,6 +54,9 @@ class Redact(Operator):
             return "sets NULL"
         return None
 
+    def text_length(self) -> int | None:
+        return len(self.params.fill) if isinstance(self.params.fill, str) else None
+
     def form_regex(self, kind: str = "text") -> str | None:
         if isinstance(self.params.fill, str):
             return f"^{re.escape(self.params.fill)}$"

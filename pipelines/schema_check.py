@@ -94,7 +94,21 @@ def check_operator(problems: list[str], path: str, spec: Any, column: sa.Column 
                             f"{column.table.name}.{column.name} is {column.type} ({bits}-bit); valid: widen it to "
                             "BIGINT, or use an operator that keeps values in range (keep, redact, bucket)")
             return None
+        length = _enforced_length(column) if kind == "text" else None
+        written = op.text_length()
+        if length is not None and written is not None and written > length:
+            problems.append(f"{path}: {name} writes up to {written} characters but column {column.table.name}."
+                            f"{column.name} is {column.type}; valid: widen it to VARCHAR({written}) or "
+                            "TEXT, or use an operator whose results fit (mask, truncate, redact)")
+            return None
     return op
+
+
+def _enforced_length(column: sa.Column) -> int | None:
+    """The declared length of a text column where the database enforces it (SQLite does not)."""
+    if column.table.info.get("dialect") == "sqlite":
+        return None
+    return getattr(column.type, "length", None)
 
 
 def _integer_bits(column: sa.Column) -> int | None:
