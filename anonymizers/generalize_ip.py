@@ -101,6 +101,15 @@ class GeneralizeIp(Operator):
     def writes_null(self, kind: str, subject_nullable: bool = True) -> str | None:
         return None if kind == "ip" else "writes NULL for an invalid address"
 
+    def text_length(self) -> int:
+        """The longest IPv4 network text: "255.255.255.0/24" (16) no longer fits the VARCHAR(15) sized for
+        IPv4 addresses. IPv6 is not bounded here: a column sized for IPv6 addresses (39 or more) holds any
+        network up to /96, and one that is not holds few IPv6 addresses to begin with.
+        """
+        p4 = self.params.ipv4_prefix
+        octets = -(-p4 // 8)  # octets the prefix reaches: up to "255" each; the others print as "0"
+        return 3 * octets + (4 - octets) + 3 + len(f"/{p4}")
+
     def form_regex(self, kind: str = "text") -> str:
         return rf"^(?:{_V4}/{self.params.ipv4_prefix}|(?:{_V6})/{self.params.ipv6_prefix})$"
 

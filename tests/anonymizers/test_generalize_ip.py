@@ -70,3 +70,14 @@ def test_generalize_ip_output_matches_its_form(op):
     for out in run(operator, ["203.0.113.77", "2001:db8::1"]):
         assert re.fullmatch(operator.form_regex(), out)
     assert not re.fullmatch(operator.form_regex(), "203.0.113.77")
+
+
+@pytest.mark.parametrize("prefix", [0, 1, 8, 9, 16, 23, 24, 25, 31, 32])
+def test_generalize_ip_text_length_is_its_longest_ipv4_network(op, prefix):
+    """The bound a VARCHAR(n) column is checked against: reached by 255.255.255.255, never exceeded."""
+    operator = op({"generalize_ip": {"ipv4_prefix": prefix}})
+    longest = run(operator, ["255.255.255.255"])[0]
+    assert len(longest) == operator.text_length()
+    others = run(operator, ["10.1.2.3", "192.168.117.20", "1.0.0.1", "0.0.0.0"])
+    assert all(len(v) <= operator.text_length() for v in others)
+

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anonymizers import OperatorContext, build_operator, is_token
-from tests.anonymizers.conftest import plain
+from tests.anonymizers.conftest import plain, run
 
 CTX = OperatorContext(key=secrets.token_bytes(32), key_id="prop")
 texts = st.lists(st.one_of(st.none(), st.text(max_size=30), st.sampled_from(["", "@", "1.2.3.4", "::1"])),
@@ -69,3 +69,11 @@ def test_mask_keeps_nothing_of_the_masked_part(value):
     masked = out(OPS[str({"mask": {"keep_first": 1, "keep_last": 2}})], [value])[0]
     assert len(masked) == len(value)
     assert set(masked[1:-2]) == {"*"} and masked[0] == value[0] and masked[-2:] == value[-2:]
+
+
+def test_pseudonymize_and_redact_text_lengths_are_what_they_write(op):
+    token = op("pseudonymize")
+    assert {len(v) for v in run(token, ["a", "a much longer value than a pseudonym " * 3])} == {token.text_length()}
+    fill = op({"redact": {"with": "[redacted]"}})
+    assert fill.text_length() == len("[redacted]") and op("redact").text_length() is None
+    assert op({"mask": {"keep_last": 2}}).text_length() is None  # never longer than its input

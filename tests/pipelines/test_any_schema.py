@@ -264,32 +264,36 @@ def test_pseudonymize_on_a_32_bit_integer_column_is_refused_up_front(store_url, 
 def test_a_text_column_too_narrow_for_what_its_operator_writes_is_refused_up_front(store_url, pseudonym_key,
                                                                                     tmp_path):
     """A pseudonym is its key id plus 40 characters, longer than a VARCHAR(36) holding a UUID; a fill value
-    may be longer than its column. PostgreSQL would fail the chunk mid-run (StringDataRightTruncation): the
-    policy is refused before anything is written, naming the column, the length needed and the fix. SQLite
-    does not enforce declared lengths, so there the values are written."""
+    may be longer than its column; "192.168.117.0/24" does not fit the VARCHAR(15) of an IPv4 address.
+    PostgreSQL would fail the chunk mid-run (StringDataRightTruncation): the policy is refused before anything
+    is written, naming the column, the length needed and the fix. SQLite does not enforce declared lengths,
+    so there the values are written."""
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE ops (id INTEGER PRIMARY KEY, operator VARCHAR(36), note VARCHAR(4), "
-                             "started TIMESTAMP)"))
+                             "ip VARCHAR(15), started TIMESTAMP)"))
         conn.execute(sa.text("INSERT INTO ops VALUES (1, '6f1c0e8a-4a0e-4d8e-9a59-6d2c0f6b1a01', 'ok', "
-                             "'2001-01-01 00:00:00')"))
+                             "'192.168.117.20', '2001-01-01 00:00:00')"))
     engine.dispose()
     policy = tmp_path / "p.yaml"
     policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}\n"
                       "tables:\n  ops: {key: id, retain: {for: 1y, from: started}, when_expired: anonymize,"
-                      " columns: {operator: pseudonymize, note: {redact: {with: '[redacted]'}}}}\n")
+                      " columns: {operator: pseudonymize, note: {redact: {with: '[redacted]'}}, ip: generalize_ip}}\n")
     proc = lethe("run", "--policy", str(policy), "--store", store_url, "--as-of", "2026-11-22",
                  "--report-dir", str(tmp_path / "r"))
     row = _rows(store_url, "ops", "id")[1]
     if store_url.startswith("sqlite"):
         assert proc.returncode == 0, proc.stderr
         assert row["operator"].startswith("lt1.w1.") and row["note"] == "[redacted]"
+        assert row["ip"] == "192.168.117.0/24"
         return
     assert proc.returncode == 2, proc.stderr
     assert ("tables.ops.columns.operator: pseudonymize writes up to 47 characters but column ops.operator is "
             "VARCHAR(36); valid: widen it to VARCHAR(47) or TEXT") in proc.stderr
     assert ("tables.ops.columns.note: redact writes up to 10 characters but column ops.note is VARCHAR(4)"
             in proc.stderr)
+    assert "tables.ops.columns.ip: generalize_ip writes up to 16 characters but column ops.ip is VARCHAR(15)" in (
+        proc.stderr)
     assert row["operator"] == "6f1c0e8a-4a0e-4d8e-9a59-6d2c0f6b1a01" and row["note"] == "ok"
     assert "lethe_ledger" not in sa.inspect(sa.create_engine(store_url)).get_table_names()
 
