@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -235,21 +237,29 @@ def test_held_rows_cross_to_a_vault_on_the_other_database_and_return_intact(stor
     assert str(accounts[GONE]["E-Mail"]).startswith("lt1.w1.")
 
 
+def _run_on_one_row(url: str, tmp_path, table: str, row: str, rule: str) -> subprocess.CompletedProcess:
+    """`lethe run` as of 2026-11-22 on a store of one table (`table` is its CREATE TABLE body) holding one row
+    (`row`, VALUES syntax), under a policy of that one table's `rule` (YAML flow mapping)."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table}"))
+        conn.execute(sa.text(f"INSERT INTO {table.split()[0]} VALUES {row}"))
+    engine.dispose()
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}\n"
+                      f"tables:\n  {table.split()[0]}: {rule}\n")
+    return lethe("run", "--policy", str(policy), "--store", url, "--as-of", "2026-11-22",
+                 "--report-dir", str(tmp_path / "r"))
+
+
 def test_pseudonymize_on_a_32_bit_integer_column_is_refused_up_front(store_url, pseudonym_key, tmp_path):
     """Integer pseudonyms are 63-bit (the same value in every table and run), so a PostgreSQL INTEGER or
     SMALLINT column cannot hold them: refused before anything is written, naming the column and the fix.
     SQLite's integers are 64-bit whatever their declared type."""
-    engine = sa.create_engine(store_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE staff (id INTEGER PRIMARY KEY, badge INTEGER, born TIMESTAMP)"))
-        conn.execute(sa.text("INSERT INTO staff VALUES (1, 4711, '2001-01-01 00:00:00')"))
-    engine.dispose()
-    policy = tmp_path / "p.yaml"
-    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}\n"
-                      "tables:\n  staff: {key: id, retain: {for: 1y, from: born}, when_expired: anonymize,"
-                      " columns: {badge: pseudonymize}}\n")
-    proc = lethe("run", "--policy", str(policy), "--store", store_url, "--as-of", "2026-11-22",
-                 "--report-dir", str(tmp_path / "r"))
+    proc = _run_on_one_row(store_url, tmp_path, "staff (id INTEGER PRIMARY KEY, badge INTEGER, born TIMESTAMP)",
+                           "(1, 4711, '2001-01-01 00:00:00')",
+                           "{key: id, retain: {for: 1y, from: born}, when_expired: anonymize, "
+                           "columns: {badge: pseudonymize}}")
     badge = _rows(store_url, "staff", "id")[1]["badge"]
     if store_url.startswith("sqlite"):
         assert proc.returncode == 0, proc.stderr
@@ -268,19 +278,11 @@ def test_a_text_column_too_narrow_for_what_its_operator_writes_is_refused_up_fro
     PostgreSQL would fail the chunk mid-run (StringDataRightTruncation): the policy is refused before anything
     is written, naming the column, the length needed and the fix. SQLite does not enforce declared lengths,
     so there the values are written."""
-    engine = sa.create_engine(store_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE ops (id INTEGER PRIMARY KEY, operator VARCHAR(36), note VARCHAR(4), "
-                             "ip VARCHAR(15), started TIMESTAMP)"))
-        conn.execute(sa.text("INSERT INTO ops VALUES (1, '6f1c0e8a-4a0e-4d8e-9a59-6d2c0f6b1a01', 'ok', "
-                             "'192.168.117.20', '2001-01-01 00:00:00')"))
-    engine.dispose()
-    policy = tmp_path / "p.yaml"
-    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}\n"
-                      "tables:\n  ops: {key: id, retain: {for: 1y, from: started}, when_expired: anonymize,"
-                      " columns: {operator: pseudonymize, note: {redact: {with: '[redacted]'}}, ip: generalize_ip}}\n")
-    proc = lethe("run", "--policy", str(policy), "--store", store_url, "--as-of", "2026-11-22",
-                 "--report-dir", str(tmp_path / "r"))
+    proc = _run_on_one_row(store_url, tmp_path, "ops (id INTEGER PRIMARY KEY, operator VARCHAR(36), "
+                           "note VARCHAR(4), ip VARCHAR(15), started TIMESTAMP)",
+                           "(1, '6f1c0e8a-4a0e-4d8e-9a59-6d2c0f6b1a01', 'ok', '192.168.117.20', '2001-01-01 00:00:00')",
+                           "{key: id, retain: {for: 1y, from: started}, when_expired: anonymize, columns: "
+                           "{operator: pseudonymize, note: {redact: {with: '[redacted]'}}, ip: generalize_ip}}")
     row = _rows(store_url, "ops", "id")[1]
     if store_url.startswith("sqlite"):
         assert proc.returncode == 0, proc.stderr
@@ -361,7 +363,8 @@ def test_generalize_ip_on_postgresql_inet_and_cidr_columns(pg_url, pseudonym_key
     assert rows[3]["ip"] == "192.0.2.1"  # not due
 
 
-SUBJECT_ANONYMIZED = """
+# Operation records of people: `jobs` rules follow in each test.
+PEOPLE_AND_JOBS = """
 version: 1
 pseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}
 subjects: {table: people, id: pid, deleted_at: gone_at, erase_after: 7d}
@@ -373,39 +376,45 @@ tables:
   jobs:
     key: rec
     subject: operator
-    retain: {for: 1y, from: started}
-    when_expired: anonymize
-    when_subject_deleted: anonymize
-    columns:
-      operator: pseudonymize
-      started: {shift_date: {max_days: 30}}
-      notes: redact
 """
+
+
+def _people_and_jobs(url: str, tmp_path, jobs_rules: str, people: list[dict], jobs: list[dict]) -> Path:
+    """Tables people(pid, gone_at) and jobs(rec, operator, started, notes) with these rows; the policy's path."""
+    engine = sa.create_engine(url)
+    meta = sa.MetaData()
+    people_t = sa.Table("people", meta, sa.Column("pid", sa.String(20), primary_key=True),
+                        sa.Column("gone_at", sa.DateTime))
+    jobs_t = sa.Table("jobs", meta, sa.Column("rec", sa.Integer, primary_key=True, autoincrement=False),
+                      sa.Column("operator", sa.String(80)), sa.Column("started", sa.Date), sa.Column("notes", sa.Text))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(people_t.insert(), people)
+        conn.execute(jobs_t.insert(), [{"notes": None, **j} for j in jobs])
+    engine.dispose()
+    policy = tmp_path / "jobs.yaml"
+    policy.write_text(PEOPLE_AND_JOBS + jobs_rules)
+    return policy
 
 
 def test_a_subject_column_that_is_itself_anonymized_is_read_once_and_shifts_by_the_original_subject(
         store_url, pseudonym_key, tmp_path):
     """Operation records keep who operated only as a pseudonym: the subject column is anonymized too, while
     the per-subject date shift still needs the original subject, read before anything changes."""
-    engine = sa.create_engine(store_url)
-    meta = sa.MetaData()
-    people = sa.Table("people", meta, sa.Column("pid", sa.String(20), primary_key=True),
-                      sa.Column("gone_at", sa.DateTime))
-    jobs = sa.Table("jobs", meta, sa.Column("rec", sa.Integer, primary_key=True, autoincrement=False),
-                    sa.Column("operator", sa.String(80)), sa.Column("started", sa.Date), sa.Column("notes", sa.Text))
-    meta.create_all(engine)
     old, recent = dt.date(2024, 3, 1), dt.date(2026, 10, 1)
-    with engine.begin() as conn:
-        conn.execute(people.insert(), [{"pid": "op-1", "gone_at": None}, {"pid": "op-2", "gone_at": None}])
-        conn.execute(jobs.insert(), [
-            {"rec": 1, "operator": "op-1", "started": old, "notes": "valve"},
-            {"rec": 2, "operator": "op-1", "started": old + dt.timedelta(days=5), "notes": "pump"},
-            {"rec": 3, "operator": "op-2", "started": old, "notes": "seal"},
-            {"rec": 4, "operator": "op-2", "started": recent, "notes": "not due"},
-        ])
-    engine.dispose()
-    policy = tmp_path / "jobs.yaml"
-    policy.write_text(SUBJECT_ANONYMIZED)
+    policy = _people_and_jobs(store_url, tmp_path, """    retain: {for: 1y, from: started}
+    when_expired: anonymize
+    when_subject_deleted: anonymize
+    columns:
+      operator: pseudonymize
+      started: {shift_date: {max_days: 30}}
+      notes: redact
+""", [{"pid": "op-1", "gone_at": None}, {"pid": "op-2", "gone_at": None}], [
+        {"rec": 1, "operator": "op-1", "started": old, "notes": "valve"},
+        {"rec": 2, "operator": "op-1", "started": old + dt.timedelta(days=5), "notes": "pump"},
+        {"rec": 3, "operator": "op-2", "started": old, "notes": "seal"},
+        {"rec": 4, "operator": "op-2", "started": recent, "notes": "not due"},
+    ])
 
     result = run(policy, AS_OF, report_dir=tmp_path / "r", store=store_url)
 
@@ -424,49 +433,21 @@ def test_a_subject_column_that_is_itself_anonymized_is_read_once_and_shifts_by_t
     assert again.report["tables"]["jobs"]["anonymized"] == 0 and _rows(store_url, "jobs", "rec") == rows
 
 
-CLOCK_ANONYMIZED = """
-version: 1
-pseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}
-subjects: {table: people, id: pid, deleted_at: gone_at, erase_after: 7d}
-tables:
-  people:
-    key: pid
-    subject: pid
-    when_subject_deleted: keep
-  jobs:
-    key: rec
-    subject: operator
-    retain: {for: 10y, from: started}
-    when_expired: erase
-    when_subject_deleted: anonymize
-    columns:
-      started: {generalize_date: year}
-"""
-
-
 def test_a_row_whose_anonymization_moves_its_retention_clock_past_the_cutoff_is_erased_in_the_same_run(
         store_url, pseudonym_key, tmp_path):
     """Anonymized for its deleted subject, a row's `retain.from` date is generalized to the start of its year,
     before the 10-year cutoff (2016-11-22): erasure by retention now applies, in this run, not the next one
     (whose work the run's own retention check would otherwise report as left undone)."""
-    engine = sa.create_engine(store_url)
-    meta = sa.MetaData()
-    people = sa.Table("people", meta, sa.Column("pid", sa.String(20), primary_key=True),
-                      sa.Column("gone_at", sa.DateTime))
-    jobs = sa.Table("jobs", meta, sa.Column("rec", sa.Integer, primary_key=True, autoincrement=False),
-                    sa.Column("operator", sa.String(20)), sa.Column("started", sa.Date))
-    meta.create_all(engine)
-    with engine.begin() as conn:
-        conn.execute(people.insert(), [{"pid": "gone", "gone_at": dt.datetime(2026, 11, 1)},
-                                       {"pid": "live", "gone_at": None}])
-        conn.execute(jobs.insert(), [
-            {"rec": 1, "operator": "gone", "started": dt.date(2016, 12, 20)},  # -> 2016-01-01: now expired
-            {"rec": 2, "operator": "gone", "started": dt.date(2017, 1, 5)},    # -> 2017-01-01: not yet
-            {"rec": 3, "operator": "live", "started": dt.date(2016, 12, 20)},  # not due at all
-        ])
-    engine.dispose()
-    policy = tmp_path / "clock.yaml"
-    policy.write_text(CLOCK_ANONYMIZED)
+    policy = _people_and_jobs(store_url, tmp_path, """    retain: {for: 10y, from: started}
+    when_expired: erase
+    when_subject_deleted: anonymize
+    columns:
+      started: {generalize_date: year}
+""", [{"pid": "gone", "gone_at": dt.datetime(2026, 11, 1)}, {"pid": "live", "gone_at": None}], [
+        {"rec": 1, "operator": "gone", "started": dt.date(2016, 12, 20)},  # -> 2016-01-01: now expired
+        {"rec": 2, "operator": "gone", "started": dt.date(2017, 1, 5)},    # -> 2017-01-01: not yet
+        {"rec": 3, "operator": "live", "started": dt.date(2016, 12, 20)},  # not due at all
+    ])
 
     result = run(policy, AS_OF, report_dir=tmp_path / "r", store=store_url)
 
