@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.machinery
-import os
 import sys
 import types
 from collections.abc import Iterator
@@ -61,8 +60,7 @@ def deferred(names: tuple[str, ...]) -> Iterator[None]:
                 del sys.modules[name]
 
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-with deferred(DEFERRED):
+with deferred(DEFERRED):  # the package's __init__ has already turned GX's analytics off
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.data_context.types.base import (

@@ -89,7 +89,6 @@ def _store_engines(source) -> list:
 
 
 def _context():
-
     config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
                                analytics_enabled=False, progress_bars=ProgressBarsConfig(globally=False))
     return gx.get_context(mode="ephemeral", project_config=config)

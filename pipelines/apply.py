@@ -25,7 +25,7 @@ from anonymizers import OperatorContext
 from pipelines import aggregates, faults, ledger, lock, markers, tombstones
 from pipelines.context import RunContext
 from pipelines.discovery import TablePredicates, predicates
-from pipelines.frames import WRITE_BATCH, read_rows, write_back
+from pipelines.frames import ROW_BATCH, read_rows, write_back
 from pipelines.store import connect, key_in, key_ranges
 
 # Rows per transaction. Large, because on SQLite every commit rewrites each index page its chunk touched,
@@ -159,8 +159,8 @@ def key_chunk(ctx: RunContext, name: str, p: TablePredicates, scope: list, after
     with ctx.store.begin() as conn:
         page = sa.select(key, p.action()).where(p.due, *scope, *([key > after] if after is not None else []))
         erase, anonymize, last = [], [], None
-        for part in conn.execute(page.order_by(key).limit(chunk_size)).partitions(WRITE_BATCH):
-            for k, action in part:  # no list of a whole chunk's row objects (frames.WRITE_BATCH)
+        for part in conn.execute(page.order_by(key).limit(chunk_size)).partitions(ROW_BATCH):
+            for k, action in part:  # no list of a whole chunk's row objects (frames.ROW_BATCH)
                 (erase if action == "erase" else anonymize).append(k)
             last = part[-1][0]
         if last is None:

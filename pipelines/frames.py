@@ -17,7 +17,7 @@ from pipelines.store import key_in
 # Rows per fetch, and per executemany on SQLite. A row object, or a parameter dict, per row of a whole
 # 100,000-row chunk took more memory than the chunk's data: 56 MiB more at the peak of a chunk of
 # pseudonymized orders (benchmarks/README.md).
-WRITE_BATCH = 5_000
+ROW_BATCH = 5_000
 
 
 def to_python(value: object) -> object:
@@ -44,15 +44,15 @@ def read_rows(conn: Connection, table: sa.Table, key: str, keys: Sequence[object
     cols = list(dict.fromkeys([key, *columns]))
     result = conn.execute(sa.select(*(table.c[c] for c in cols)).where(key_in(table.c[key], keys)))
     data: list[list] = [[] for _ in cols]
-    for part in result.partitions(WRITE_BATCH):
+    for part in result.partitions(ROW_BATCH):
         for values, column in zip(data, zip(*part, strict=True), strict=True):
             values.extend(column)
-    return pd.DataFrame(dict(zip(cols, data, strict=True)), columns=cols, dtype=object)
+    return pd.DataFrame(dict(zip(cols, data, strict=True)), dtype=object)
 
 
 def write_back(conn: Connection, table: sa.Table, key: str, keys: Sequence[object],
                values: dict[str, pd.Series]) -> None:
-    """Set `values[col][i]` on the row with key `keys[i]`: executemany on SQLite (in batches of WRITE_BATCH
+    """Set `values[col][i]` on the row with key `keys[i]`: executemany on SQLite (in batches of ROW_BATCH
     rows), COPY + UPDATE…FROM on PostgreSQL; the rows are produced as they are sent, never all at once.
     """
     if not values or not keys:
@@ -65,7 +65,7 @@ def write_back(conn: Connection, table: sa.Table, key: str, keys: Sequence[objec
     stmt = (sa.update(table).where(table.c[key] == sa.bindparam("lethe_k"))
             .values({table.c[c]: sa.bindparam(f"lethe_v{j}") for j, c in enumerate(cols)}))
     names = ["lethe_k", *(f"lethe_v{j}" for j in range(len(cols)))]
-    while batch := list(itertools.islice(records, WRITE_BATCH)):
+    while batch := list(itertools.islice(records, ROW_BATCH)):
         conn.execute(stmt, [dict(zip(names, r, strict=True)) for r in batch])
 
 

@@ -7,9 +7,9 @@ import datetime as dt
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.frames import WRITE_BATCH, read_rows, write_back
+from pipelines.frames import ROW_BATCH, read_rows, write_back
 
-ROWS = 2 * WRITE_BATCH + 345  # three read and write batches, the last one short
+ROWS = 2 * ROW_BATCH + 345  # three read and write batches, the last one short
 
 
 def test_a_chunk_larger_than_a_batch_reads_every_row_and_writes_each_value_to_its_own_row(store_url):
