@@ -109,5 +109,9 @@ class Fake(Operator):
             out.append(fake)
         return out
 
+    def text_length(self) -> int:
+        """The longest value in this key's pool: a VARCHAR narrower than that could fail a chunk mid-run."""
+        return max(map(len, self.pool))
+
     def apply(self, series: pd.Series, subjects: pd.Series | None = None) -> pd.Series:
         return map_values(as_text(series), self._fakes)

@@ -94,7 +94,8 @@ def check_operator(problems: list[str], path: str, spec: Any, column: sa.Column 
                             f"{column.table.name}.{column.name} is {column.type} ({bits}-bit); valid: widen it to "
                             "BIGINT, or use an operator that keeps values in range (keep, redact, bucket)")
             return None
-        length, written = (_enforced_length(column), op.text_length()) if kind == "text" else (None, None)
+        length = _enforced_length(column) if kind == "text" else None
+        written = op.text_length() if length is not None else None  # fake's is its pool's: built only if needed
         if length is not None and written is not None and written > length:
             problems.append(f"{path}: {name} writes up to {written} characters but column {column.table.name}."
                             f"{column.name} is {column.type}; valid: widen it to VARCHAR({written}) or "

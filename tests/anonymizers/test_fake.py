@@ -47,3 +47,12 @@ def test_fake_never_returns_the_original_value(op):
 
 def test_fake_has_no_sql_form(op):
     assert op({"fake": "name"}).sql(None, "postgresql") is None
+
+
+def test_fake_text_length_bounds_every_value_it_writes(op):
+    """The bound a VARCHAR(n) column is checked against: every fake written comes from the key's pool, no
+    value of which is longer, and the longest is one of them."""
+    fake = op({"fake": "name"})
+    written = run(fake, [f"person {i}" for i in range(20_000)])
+    assert set(written) <= set(fake.pool) and max(map(len, written)) <= fake.text_length()
+    assert fake.text_length() in {len(v) for v in fake.pool}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -298,6 +299,36 @@ def test_a_text_column_too_narrow_for_what_its_operator_writes_is_refused_up_fro
         proc.stderr)
     assert row["operator"] == "6f1c0e8a-4a0e-4d8e-9a59-6d2c0f6b1a01" and row["note"] == "ok"
     assert "lethe_ledger" not in sa.inspect(sa.create_engine(store_url)).get_table_names()
+
+
+def test_fake_values_longer_than_their_column_are_refused_up_front_naming_the_length_they_need(
+        pg_url, pseudonym_key, tmp_path):
+    """A fake is drawn from a pool fixed by the key, so its longest value is known before anything is written:
+    a VARCHAR(5) cannot hold every fake name, and PostgreSQL would fail the chunk mid-run. Widened to the
+    length named, the same run succeeds and every value fits."""
+    proc = _run_on_one_row(pg_url, tmp_path, "crew (id INTEGER PRIMARY KEY, who VARCHAR(5), joined TIMESTAMP)",
+                           "(1, 'Ann', '2001-01-01 00:00:00')",
+                           "{key: id, retain: {for: 1y, from: joined}, when_expired: anonymize, "
+                           "columns: {who: {fake: name}}}")
+    assert proc.returncode == 2, proc.stderr
+    needed = re.search(r"tables\.crew\.columns\.who: fake writes up to (\d+) characters but column crew\.who is "
+                       r"VARCHAR\(5\); valid: widen it to VARCHAR\(\1\) or TEXT", proc.stderr)
+    assert needed, proc.stderr
+    assert _rows(pg_url, "crew", "id")[1]["who"] == "Ann"
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE crew ALTER COLUMN who TYPE VARCHAR({needed[1]})"))
+        conn.execute(sa.text("INSERT INTO crew SELECT g, left(md5(g::text), 5), '2001-01-01' "
+                             "FROM generate_series(2, 3000) g"))
+    engine.dispose()
+
+    proc = lethe("run", "--policy", str(tmp_path / "p.yaml"), "--store", pg_url, "--as-of", "2026-11-22",
+                 "--report-dir", str(tmp_path / "r"))
+
+    assert proc.returncode == 0, proc.stderr
+    names = [r["who"] for r in _rows(pg_url, "crew", "id").values()]
+    assert len(names) == 3000 and names[0] != "Ann" and all(" " in n for n in names)
+    assert max(map(len, names)) <= int(needed[1])
 
 
 def test_postgresql_only_types_cross_to_a_sqlite_vault_and_back(pg_url, pseudonym_key, tmp_path):
