@@ -12,6 +12,10 @@ from pipelines.errors import InputError
 from pipelines.store import key_text
 
 HOLD_COLUMNS = ("hold_id", "subject_id", "table_name", "record_key", "case_ref", "placed_at", "released_at")
+# The provenance columns a vault table adds to its source table's columns (pipelines.vault); a source
+# column of the same name could not be copied next to them, so the policy check refuses it.
+PROVENANCE = ("lethe_hold_ids", "lethe_run_id", "lethe_moved_at", "lethe_checksum", "lethe_due_action",
+              "lethe_was_anonymized")
 
 
 @dataclass(frozen=True)

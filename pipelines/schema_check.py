@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from anonymizers import OperatorContext, OperatorError, build_operator, operator_class, parse_operator_spec
-from pipelines.holds import HOLD_COLUMNS
+from pipelines.holds import HOLD_COLUMNS, PROVENANCE
 from pipelines.policy import Policy
 from pipelines.store import column_kind
 
@@ -142,6 +142,11 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
             problems.append(f"{path}.subject: no such column {rule.subject!r}; columns are {_columns(table)}")
         if rule.retain is not None:
             _time_column(problems, f"{path}.retain.from", table, rule.retain.from_column, dialect)
+        clashing = [c for c in table.c.keys() if c in PROVENANCE]
+        if policy.legal_holds and clashing:
+            problems.append(f"{path}: column(s) {', '.join(clashing)} have the names of the provenance columns a "
+                            f"vault table adds ({', '.join(PROVENANCE)}), so held rows could not be moved; "
+                            "valid: rename the column(s)")
         ops: dict[str, Any] = {}
         for col, spec in rule.columns.items():
             cpath = f"{path}.columns.{col}"

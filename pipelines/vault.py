@@ -28,11 +28,9 @@ from pipelines.apply import DEFAULT_CHUNK, due_chunks, fold_targets
 from pipelines.context import RunContext
 from pipelines.discovery import predicates
 from pipelines.frames import to_python
-from pipelines.holds import held_predicate, holds_matching
+from pipelines.holds import PROVENANCE, held_predicate, holds_matching
 from pipelines.store import enable_wal, key_in
 
-PROVENANCE = ("lethe_hold_ids", "lethe_run_id", "lethe_moved_at", "lethe_checksum", "lethe_due_action",
-              "lethe_was_anonymized")
 RELEASED = "released:"
 # A vault chunk carries whole rows through Lethe (copy, then verify), so it stays smaller than apply's.
 VAULT_CHUNK = min(DEFAULT_CHUNK, 20_000)  # marker namespace: vault rows whose release the store already recorded

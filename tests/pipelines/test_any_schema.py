@@ -492,3 +492,34 @@ def test_a_row_whose_anonymization_moves_its_retention_clock_past_the_cutoff_is_
     again = run(policy, AS_OF, report_dir=tmp_path / "r", store=store_url)
     assert again.report["tables"]["jobs"]["erased"] == again.report["tables"]["jobs"]["anonymized"] == 0
     assert _rows(store_url, "jobs", "rec") == rows
+
+
+def test_a_column_named_like_a_vault_provenance_column_is_refused_up_front_when_holds_are_configured(
+        store_url, pseudonym_key, tmp_path):
+    """A vault table is its source's columns plus `lethe_checksum`, `lethe_run_id`, ...: a source column of one
+    of those names made every run that moved a held row fail part-way (DuplicateColumnError, exit 3), and the
+    table's other due rows were never processed. Refused before anything is written, naming the columns."""
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE jobs (id INTEGER PRIMARY KEY, at TIMESTAMP, lethe_checksum TEXT, "
+                             "lethe_note TEXT)"))
+        conn.execute(sa.text("INSERT INTO jobs VALUES (1, '2020-01-01 00:00:00', 'abc', 'x'), "
+                             "(2, '2020-01-01 00:00:00', 'def', 'y')"))
+        conn.execute(sa.text("CREATE TABLE legal_holds (hold_id INTEGER PRIMARY KEY, subject_id TEXT, "
+                             "table_name TEXT, record_key TEXT, case_ref TEXT, placed_at TIMESTAMP, "
+                             "released_at TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO legal_holds VALUES (7, NULL, 'jobs', '1', 'C-1', '2025-01-01 00:00:00', "
+                             "NULL)"))
+    engine.dispose()
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}\n"
+                      "legal_holds: {table: legal_holds}\n"
+                      "tables:\n  jobs: {key: id, retain: {for: 1y, from: at}, when_expired: erase}\n")
+    check = lethe("check", "--policy", str(policy), "--store", store_url)
+    assert check.returncode == 2
+    assert "tables.jobs: column(s) lethe_checksum have the names of the provenance columns" in check.stderr
+    proc = lethe("run", "--policy", str(policy), "--store", store_url, "--vault", f"sqlite:///{tmp_path}/v.db",
+                 "--as-of", "2026-11-22", "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 2, proc.stderr
+    assert set(_rows(store_url, "jobs", "id")) == {1, 2}
+    assert "lethe_ledger" not in sa.inspect(sa.create_engine(store_url)).get_table_names()
