@@ -28,7 +28,7 @@ from pipelines.apply import DEFAULT_CHUNK, due_chunks, fold_targets
 from pipelines.context import RunContext
 from pipelines.discovery import predicates
 from pipelines.frames import to_python
-from pipelines.holds import PROVENANCE, held_predicate, holds_matching
+from pipelines.holds import held_predicate, holds_matching
 from pipelines.store import enable_wal, key_in
 
 RELEASED = "released:"
