@@ -30,8 +30,9 @@ from pipelines import ledger, markers
 from pipelines.aggregates import ROW_COUNT
 from pipelines.context import RunContext
 from pipelines.discovery import predicates
+from pipelines.holds import PROVENANCE
 from pipelines.store import column_kind
-from pipelines.vault import PROVENANCE, checksum, existing_vault_table
+from pipelines.vault import checksum, existing_vault_table
 
 log = logging.getLogger("lethe.verify")
 
