@@ -72,6 +72,17 @@ def connect(url: str, *, writer: bool = True, create: bool = False) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     engine = sa.create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+    if parsed.get_backend_name() == "postgresql":
+        @sa.event.listens_for(engine, "connect")
+        def _utc(dbapi_conn, _record) -> None:
+            # Every session in UTC, whatever the server's or the database's TimeZone: date_trunc on a
+            # timestamptz (generalize_date) and the zone timestamptz values are read back in both follow it,
+            # and the SPEC's days, months and years are UTC ones.
+            cur = dbapi_conn.cursor()
+            cur.execute("SET TIME ZONE 'UTC'")
+            cur.close()
+            dbapi_conn.commit()
+
     sql_secrets.install(engine)  # keys reach SQL forms by COPY, never as logged statement parameters
     return engine
 

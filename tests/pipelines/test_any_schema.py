@@ -523,3 +523,43 @@ def test_a_column_named_like_a_vault_provenance_column_is_refused_up_front_when_
     assert proc.returncode == 2, proc.stderr
     assert set(_rows(store_url, "jobs", "id")) == {1, 2}
     assert "lethe_ledger" not in sa.inspect(sa.create_engine(store_url)).get_table_names()
+
+
+def test_generalize_date_on_timestamptz_truncates_utc_days_whatever_the_database_time_zone(pg, pg_url,
+                                                                                          pseudonym_key, tmp_path):
+    """A database whose TimeZone is not UTC (ALTER DATABASE ... SET timezone) made date_trunc, and the zone
+    timestamptz values are read back in, local: 2025-12-31 20:00 UTC became 2025-12-31 15:00 UTC (Tokyo's
+    2026-01-01) and was folded into the aggregate as the day 2026-01-01. Sessions are pinned to UTC."""
+    pg.admin(f"ALTER DATABASE \"{pg_url.rsplit('/', 1)[1]}\" SET timezone TO 'Asia/Tokyo'")
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE acct (id INTEGER PRIMARY KEY, created TIMESTAMPTZ, deleted TIMESTAMPTZ)"))
+        conn.execute(sa.text("CREATE TABLE ev (id INTEGER PRIMARY KEY, uid INTEGER, at TIMESTAMPTZ)"))
+        conn.execute(sa.text("INSERT INTO acct VALUES (1, '2025-12-31 20:00:00+00', '2026-01-01 00:00:00+00')"))
+        conn.execute(sa.text("INSERT INTO ev VALUES (1, 1, '2025-12-31 20:00:00+00'), "
+                             "(2, NULL, '2026-03-01 23:30+00')"))
+    engine.dispose()
+    policy = tmp_path / "tz.yaml"
+    policy.write_text("""
+version: 1
+pseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}
+subjects: {table: acct, id: id, deleted_at: deleted, erase_after: 1d}
+tables:
+  acct: {key: id, subject: id, when_subject_deleted: anonymize, columns: {created: {generalize_date: year}}}
+  ev: {key: id, subject: uid, retain: {for: 1d, from: at}, when_expired: anonymize,
+       when_subject_deleted: anonymize, columns: {at: {generalize_date: day}}}
+aggregates:
+  st: {from: acct, dimensions: {d: {column: created, generalize_date: day}}}
+""")
+    result = run(policy, dt.date(2026, 3, 31), report_dir=tmp_path / "r", store=pg_url)
+    assert result.status == "succeeded", result.report.get("error")
+    utc = dt.UTC
+    assert _instant(_rows(pg_url, "acct", "id")[1]["created"]) == dt.datetime(2025, 1, 1, tzinfo=utc)
+    ev = _rows(pg_url, "ev", "id")
+    assert _instant(ev[1]["at"]) == dt.datetime(2025, 12, 31, tzinfo=utc)
+    assert _instant(ev[2]["at"]) == dt.datetime(2026, 3, 1, tzinfo=utc)
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        days = conn.execute(sa.text("SELECT d FROM st")).scalars().all()
+    engine.dispose()
+    assert [d.date() if isinstance(d, dt.datetime) else d for d in days] == [dt.date(2025, 12, 31)]
