@@ -68,6 +68,12 @@ class ShiftDate(Operator):
                    for v, d in zip(values, days, strict=True)]
             return pd.Series(out, index=series.index, name=series.name, dtype=object)
         if all(isinstance(v, dt.datetime) for v in present):
+            if any(v.tzinfo is not None for v in present):
+                # Text timestamps on SQLite may mix offsets and no offset (UTC): one instant each, in UTC,
+                # where pandas refuses to mix them.
+                series = series.map(lambda v: v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v,
+                                    na_action="ignore")
+                return self.apply(pd.to_datetime(series, utc=True), subjects)
             return self.apply(pd.to_datetime(series), subjects)
         raise OperatorError(f"{self.name}: the column holds values that are not dates or datetimes")
 
