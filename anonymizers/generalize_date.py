@@ -1,12 +1,13 @@
 """`generalize_date`: truncates a date or timestamp to its `day`, `month` or `year`, keeping its type.
 
 Datetimes stay datetimes (midnight of the first day of the unit, same time zone), dates stay dates, and
-ISO-8601 text stays ISO text; text that is not a date becomes NULL.
+ISO-8601 text stays ISO text in its own spelling (so it fits its column); text that is not a date becomes NULL.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Literal
 
 import pandas as pd
@@ -17,6 +18,7 @@ from anonymizers.base import Operator, OperatorError, Params, dialect_name, map_
 
 Unit = Literal["day", "month", "year"]
 _PERIOD = {"month": "M", "year": "Y"}
+_DIGIT = re.compile(r"[0-9]")
 _SQLITE_FORMAT = {"day": "%Y-%m-%d", "month": "%Y-%m-01", "year": "%Y-01-01"}
 
 
@@ -35,12 +37,24 @@ def _truncate(value: dt.date, unit: str) -> dt.date:
 
 
 def _truncate_text(value: str, unit: str) -> str | None:
+    """ISO text truncated in its own spelling: "2026-01-15 10:00" -> "2026-01-01 00:00" for `month`, the same
+    separator, precision and offset, so the result fits wherever the input did (a VARCHAR(16) holding
+    minutes, a column of basic-format "20260115T1000"). ISO week and ordinal dates come back in the
+    extended form.
+    """
     try:
         if len(value) == 10:
             return _truncate(dt.date.fromisoformat(value), unit).isoformat()
-        return _truncate(dt.datetime.fromisoformat(value), unit).isoformat()
+        parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         return None
+    day = _truncate(parsed.date(), unit)
+    for spelled, form in ((parsed.date().isoformat(), "%Y-%m-%d"), (parsed.strftime("%Y%m%d"), "%Y%m%d")):
+        if value.startswith(spelled):
+            clock = value[len(spelled):]
+            zone_at = next((i for i, c in enumerate(clock) if c in "+-Z" and i > 0), len(clock))
+            return day.strftime(form) + _DIGIT.sub("0", clock[:zone_at]) + clock[zone_at:]
+    return _truncate(parsed, unit).isoformat()
 
 
 class GeneralizeDate(Operator):

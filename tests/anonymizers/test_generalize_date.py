@@ -16,7 +16,17 @@ CASES = [
     ("month", ["2026-03-15"], ["2026-03-01"]),                         # ISO date text stays text
     ("day", ["2026-03-15T10:20:30+02:00"], ["2026-03-15T00:00:00+02:00"]),  # ISO datetime text keeps zone
     ("month", ["not a date", ""], [None, None]),                      # unparseable text becomes NULL
+    # ISO text keeps its spelling, so the result fits wherever the input did: separator, precision, zone
+    ("month", ["2026-01-15 10:00", "2026-01-15 10:00:59.5Z"], ["2026-01-01 00:00", "2026-01-01 00:00:00.0Z"]),
+    ("year", ["20260115T1000-0530"], ["20260101T0000-0530"]),          # basic format stays basic
+    ("day", ["2026-W03-4T10:00"], ["2026-01-15T00:00:00"]),            # a week date: the extended form
 ]
+
+
+def test_generalize_date_on_iso_text_never_writes_more_characters_than_it_read(op):
+    values = ["2026-01-15 10:00", "2026-02-28T23:59:59.999999+14:00", "20261231T2359Z", "2026-12-31", "2026-07-04T05"]
+    for unit in ("day", "month", "year"):
+        assert [len(v) for v in run(op({"generalize_date": unit}), values)] == [len(v) for v in values]
 
 
 @pytest.mark.parametrize(("unit", "values", "expected"), CASES)

@@ -280,17 +280,20 @@ def test_a_text_column_too_narrow_for_what_its_operator_writes_is_refused_up_fro
     is written, naming the column, the length needed and the fix. SQLite does not enforce declared lengths,
     so there the values are written."""
     proc = _run_on_one_row(store_url, tmp_path, "ops (id INTEGER PRIMARY KEY, operator VARCHAR(36), "
-                           "note VARCHAR(4), ip VARCHAR(15), started TIMESTAMP)",
-                           "(1, '6f1c0e8a-4a0e-4d8e-9a59-6d2c0f6b1a01', 'ok', '192.168.117.20', '2001-01-01 00:00:00')",
+                           "note VARCHAR(4), ip VARCHAR(15), seen VARCHAR(16), started TIMESTAMP)",
+                           "(1, '6f1c0e8a-4a0e-4d8e-9a59-6d2c0f6b1a01', 'ok', '192.168.117.20', '2026-01-15 10:00', "
+                           "'2001-01-01 00:00:00')",
                            "{key: id, retain: {for: 1y, from: started}, when_expired: anonymize, columns: "
-                           "{operator: pseudonymize, note: {redact: {with: '[redacted]'}}, ip: generalize_ip}}")
+                           "{operator: pseudonymize, note: {redact: {with: '[redacted]'}}, ip: generalize_ip, "
+                           "seen: {generalize_date: month}}}")
     row = _rows(store_url, "ops", "id")[1]
     if store_url.startswith("sqlite"):
         assert proc.returncode == 0, proc.stderr
         assert row["operator"].startswith("lt1.w1.") and row["note"] == "[redacted]"
-        assert row["ip"] == "192.168.117.0/24"
+        assert row["ip"] == "192.168.117.0/24" and row["seen"] == "2026-01-01 00:00"
         return
     assert proc.returncode == 2, proc.stderr
+    assert "ops.seen" not in proc.stderr  # generalize_date writes ISO text in the spelling it read: it fits
     assert ("tables.ops.columns.operator: pseudonymize writes up to 47 characters but column ops.operator is "
             "VARCHAR(36); valid: widen it to VARCHAR(47) or TEXT") in proc.stderr
     assert ("tables.ops.columns.note: redact writes up to 10 characters but column ops.note is VARCHAR(4)"
