@@ -294,6 +294,8 @@ def _release_chunk(ctx: RunContext, name: str, vtable: sa.Table, rows: list[dict
             markers.ANONYMIZED.c.table_name.in_([RELEASED + name]),
             markers.ANONYMIZED.c.row_key.in_([str(k) for k in keys]))).scalars())
         todo = [r for r in rows if str(r[rule.key]) not in done]
+        orphans = _still_in_store(conn, ctx, name, todo)
+        todo = [r for r in todo if str(r[rule.key]) not in orphans]
         erase = [r for r in todo if r["lethe_due_action"] == "erase"]
         back = [r for r in todo if r["lethe_due_action"] != "erase"]
         fold_keys = [r for r in todo if not r["lethe_was_anonymized"]]
@@ -318,6 +320,22 @@ def _release_chunk(ctx: RunContext, name: str, vtable: sa.Table, rows: list[dict
     with ctx.store.begin() as conn:
         markers.unmark(conn, RELEASED + name, keys)
     return len(erase), len(back)
+
+
+def _still_in_store(conn: Connection, ctx: RunContext, name: str, rows: list[dict]) -> set[str]:
+    """Keys (as text) of vault rows whose store row is still there, unchanged: a move killed after its copy
+    and before its delete. The vault row is only a copy then, never moved: releasing it would fold and
+    record the row here while the store row is still due and gets its own action (folded, recorded) in the
+    apply step. Such a copy is dropped from the vault without any other effect.
+    """
+    if not rows:
+        return set()
+    rule, table = ctx.policy.tables[name], ctx.tables[name]
+    columns = list(table.c.keys())
+    sums = {str(r[rule.key]): r["lethe_checksum"] for r in rows}
+    keys = [_to_store(r[rule.key], table.c[rule.key]) for r in rows]
+    present = conn.execute(sa.select(table).where(key_in(table.c[rule.key], keys))).mappings()
+    return {str(r[rule.key]) for r in present if sums.get(str(r[rule.key])) == checksum(dict(r), columns)}
 
 
 def _fold_released(conn: Connection, ctx: RunContext, keys: list, rows: list[dict], folds: list,

@@ -256,3 +256,32 @@ def test_a_deleted_subject_whose_own_row_is_held_still_has_its_other_rows_proces
     assert ran["vault"] == planned["vault"] == {"moved": 0, "released": 1}
     assert ran["aggregates"] == planned["aggregates"] == {"people_stats": {"folded": 1}}
     assert frame(store, "people_stats").row_count.sum() == 3 and frame(vault, "people").empty
+
+
+def test_a_copy_left_in_the_vault_by_a_killed_move_is_not_released_and_applied_twice(seeded, tmp_path):
+    """A move killed after its copy leaves the row in the store and a copy in the vault. If the hold is
+    released before the next run, that copy must not be released (folded, recorded) while the store row,
+    still due and no longer held, is applied (folded, recorded) too: each due account is folded once."""
+    from pipelines.policy import load_policy
+
+    store, vault = seeded
+    plan = run(REFERENCE_POLICY, AS_OF, dry_run=True, report_dir=tmp_path / "r", store=store, vault=vault).report
+    moving = [t for t in load_policy(REFERENCE_POLICY).table_order() if plan["tables"][t]["held"]]
+    assert moving[-1] == "accounts" and plan["tables"]["accounts"]["held"] > 0
+    args = ("run", "--policy", str(REFERENCE_POLICY), "--as-of", AS_OF.isoformat(), "--store", store,
+            "--vault", vault, "--report-dir", str(tmp_path / "r"))
+    killed = lethe(*args, env={"LETHE_FAULT": f"vault.after_copy:{len(moving)}"})  # the accounts chunk
+    assert killed.returncode in (-9, 137), killed.stderr[-500:]
+    assert not frame(vault, "accounts").empty
+    _exec(store, "UPDATE legal_holds SET released_at = :t",
+          t=dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=1))
+
+    resumed = lethe(*args)
+
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert frame(vault, "accounts").empty
+    stats = frame(store, "registration_stats")
+    assert stats.row_count.sum() == plan["tables"]["accounts"]["due"]  # every due account folded exactly once
+    ledger = frame(store, "lethe_ledger")
+    accounts = ledger[ledger.table_name == "accounts"].groupby("action").row_count.sum().to_dict()
+    assert accounts.get("anonymize", 0) + accounts.get("release_anonymize", 0) == plan["tables"]["accounts"]["due"]
