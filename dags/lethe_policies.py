@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 from pathlib import Path
 
 from airflow.sdk import Param, PokeReturnValue, TaskGroup, TriggerRule, chain, dag, task
@@ -176,5 +177,13 @@ def lethe_dag(stem: str, policy_file: Path):
     return lethe()
 
 
+# Airflow's rule for DAG ids (airflow.sdk.definitions._internal.node.validate_key): one file whose stem
+# breaks it ("plant 2.yaml") would fail this whole DAG file, taking every other policy's DAG down with it.
+_DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+
 for _file in sorted(POLICY_DIR.glob("*.yaml")):
+    if not _DAG_ID.match(f"lethe_{_file.stem}"):
+        log.error("policy file %s skipped: its DAG id lethe_%s would not be a valid Airflow DAG id (letters, "
+                  "digits, '_', '-', '.' only, at most 250 characters); rename the file", _file.name, _file.stem)
+        continue
     globals()[f"lethe_{_file.stem}"] = lethe_dag(_file.stem, _file)

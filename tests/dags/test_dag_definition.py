@@ -139,3 +139,18 @@ def test_a_task_retries_an_unreachable_store_and_fails_at_once_on_bad_input(airf
                                   f"{port}/store"), unreachable
     assert absent.startswith("AirflowFailException no SQLite database at "), absent
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_policy_file_whose_stem_is_no_valid_dag_id_is_skipped_and_the_others_still_load(airflow_home, tmp_path,
+                                                                                        lethe_key):
+    """`plant 2.yaml` cannot be a DAG (`lethe_plant 2`): it must not take the other policies' DAGs down."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    for name in ("alpha.yaml", "plant 2.yaml", "zeta.yaml"):
+        (policies / name).write_text("not parsed at parse time")
+    env = airflow_env(airflow_home, policies, tmp_path / "reports", lethe_key)
+    proc = run([sys.executable, "-c", DESCRIBE, str(DAGS)], env)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["errors"] == {}
+    assert sorted(out["dags"]) == ["lethe_alpha", "lethe_zeta"]
+    assert "plant 2.yaml skipped" in proc.stdout + proc.stderr
