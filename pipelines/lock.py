@@ -67,8 +67,11 @@ def _take(engine: Engine, run_id: str, pid: int | None, stale_after: dt.timedelt
             if row is None:
                 conn.execute(LOCK.insert().values(name="store", acquired_at=_now(), **values))
             elif row.run_id == run_id or _stale(row, stale_after):
-                conn.execute(LOCK.update().where(LOCK.c.name == "store", LOCK.c.run_id == row.run_id)
-                             .values(acquired_at=_now(), **values))
+                taken = conn.execute(LOCK.update().where(LOCK.c.name == "store", LOCK.c.run_id == row.run_id)
+                                     .values(acquired_at=_now(), **values)).rowcount
+                if taken != 1:  # another run took the lock over between our read and our update
+                    raise LockHeldError("another Lethe run took the store over at the same moment; runs never "
+                                        "overlap")
             else:
                 raise LockHeldError(
                     f"another Lethe run ({row.run_id}, on {row.host}, since {row.acquired_at:%Y-%m-%d %H:%M:%S} "

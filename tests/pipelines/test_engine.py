@@ -296,6 +296,41 @@ def test_lock_of_a_dead_process_is_taken_over(seeded, tmp_path):
     assert result.status == "succeeded"
 
 
+def test_two_runs_taking_over_one_dead_lock_at_once_on_postgresql_get_it_once(pg, monkeypatch):
+    """Both read the dead run's row, both UPDATE it; under READ COMMITTED the second UPDATE re-checks its
+    WHERE after the first commits and matches nothing: that run must be refused, not told it holds the store."""
+    import threading
+    import time
+
+    from pipelines.errors import LockHeldError
+
+    url = pg.url(pg.create_database("lock"))
+    engine = connect(url)
+    lock.acquire(engine, "run-that-died", pid=2 ** 22 + 12345)  # no such pid
+    real = lock._stale
+    monkeypatch.setattr(lock, "_stale", lambda row, after: (real(row, after), time.sleep(1.0))[0])
+    outcome = {}
+
+    def take(run_id: str) -> None:
+        mine = connect(url)
+        try:
+            lock.acquire(mine, run_id, pid=None)
+            outcome[run_id] = "taken"
+        except LockHeldError:
+            outcome[run_id] = "refused"
+        finally:
+            mine.dispose()
+
+    threads = [threading.Thread(target=take, args=(f"run-{i}",)) for i in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcome.values()) == ["refused", "taken"], outcome
+    assert lock.holder(engine) == next(r for r, o in outcome.items() if o == "taken")
+    engine.dispose()
+
+
 @pytest.mark.parametrize("tamper", [
     "UPDATE lethe_ledger SET row_count = row_count + 1 WHERE seq = 3",
     "DELETE FROM lethe_ledger WHERE seq = 3",
