@@ -248,28 +248,39 @@ def release(ctx: RunContext, name: str, chunk_size: int = VAULT_CHUNK) -> VaultC
     return counts
 
 
-def releasable(ctx: RunContext, name: str) -> VaultCounts:
+def releasable(ctx: RunContext, name: str, chunk_size: int = VAULT_CHUNK) -> VaultCounts:
     """What `release` would do now, read-only: a dry run's counts of vault rows no longer held, by the
-    action they were due for, and the folds of those not folded before (never anonymized).
+    action they were due for, and the folds of those not folded before (never anonymized). Like `release`,
+    it leaves out copies whose release is already recorded or whose store row is still there.
     """
     counts = VaultCounts()
     found = _unheld(ctx, name)
     if found is None:
         return counts
     vtable, unheld = found
-    action, was_anonymized = vtable.c.lethe_due_action, vtable.c.lethe_was_anonymized
+    rule = ctx.policy.tables[name]
     with ctx.vault.connect() as vconn:
-        groups = vconn.execute(sa.select(action, was_anonymized, sa.func.count()).where(unheld)
-                               .group_by(action, was_anonymized)).all()
+        rows = [dict(r) for r in vconn.execute(
+            sa.select(vtable.c[rule.key], vtable.c.lethe_due_action, vtable.c.lethe_was_anonymized)
+            .where(unheld)).mappings()]
     aggregates_of_table = [a for a, agg in ctx.policy.aggregates.items() if agg.from_table == name]
-    for due_action, anonymized_before, n in groups:
-        if due_action == "erase":
-            counts.released_erased += n
-        else:
-            counts.released_returned += n
-        if not anonymized_before:  # rows anonymized before they were held were folded then
-            for agg_name in aggregates_of_table:
-                counts.folded[agg_name] = counts.folded.get(agg_name, 0) + n
+    recorded = markers.exists(ctx.store)  # a dry run before any real run: no release recorded anywhere
+    with ctx.store.connect() as conn:
+        for i in range(0, len(rows), chunk_size):
+            chunk = rows[i:i + chunk_size]
+            skip = _still_in_store(conn, ctx, name, chunk)
+            if recorded:
+                skip |= _released_already(conn, name, chunk, rule.key)
+            for r in chunk:
+                if str(r[rule.key]) in skip:
+                    continue
+                if r["lethe_due_action"] == "erase":
+                    counts.released_erased += 1
+                else:
+                    counts.released_returned += 1
+                if not r["lethe_was_anonymized"]:  # rows anonymized before they were held were folded then
+                    for agg_name in aggregates_of_table:
+                        counts.folded[agg_name] = counts.folded.get(agg_name, 0) + 1
     return counts
 
 
@@ -290,9 +301,7 @@ def _release_chunk(ctx: RunContext, name: str, vtable: sa.Table, rows: list[dict
     keys = [r[rule.key] for r in rows]
     source_cols = list(table.c.keys())
     with ctx.store.begin() as conn:
-        done = set(conn.execute(sa.select(markers.ANONYMIZED.c.row_key).where(
-            markers.ANONYMIZED.c.table_name.in_([RELEASED + name]),
-            markers.ANONYMIZED.c.row_key.in_([str(k) for k in keys]))).scalars())
+        done = _released_already(conn, name, rows, rule.key)
         todo = [r for r in rows if str(r[rule.key]) not in done]
         orphans = _still_in_store(conn, ctx, name, todo)
         todo = [r for r in todo if str(r[rule.key]) not in orphans]
@@ -322,20 +331,28 @@ def _release_chunk(ctx: RunContext, name: str, vtable: sa.Table, rows: list[dict
     return len(erase), len(back)
 
 
+def _released_already(conn: Connection, name: str, rows: list[dict], key: str) -> set[str]:
+    """Keys (as text) whose release the store already recorded: a release killed before its vault delete."""
+    if not rows:
+        return set()
+    return set(conn.execute(sa.select(markers.ANONYMIZED.c.row_key).where(
+        markers.ANONYMIZED.c.table_name == RELEASED + name,
+        markers.ANONYMIZED.c.row_key.in_([str(r[key]) for r in rows]))).scalars())
+
+
 def _still_in_store(conn: Connection, ctx: RunContext, name: str, rows: list[dict]) -> set[str]:
-    """Keys (as text) of vault rows whose store row is still there, unchanged: a move killed after its copy
-    and before its delete. The vault row is only a copy then, never moved: releasing it would fold and
-    record the row here while the store row is still due and gets its own action (folded, recorded) in the
-    apply step. Such a copy is dropped from the vault without any other effect.
+    """Keys (as text) of vault rows whose store row is still there: a move killed after its copy and before
+    its delete (a completed move deletes the store row; a completed release is marked done). The vault row
+    is only a copy then: releasing it would fold and record the row here while the store row, still due,
+    gets its own action in the apply step. Such a copy is dropped from the vault without any other effect,
+    even if the store row changed since it was copied: the store row is the one that counts.
     """
     if not rows:
         return set()
     rule, table = ctx.policy.tables[name], ctx.tables[name]
-    columns = list(table.c.keys())
-    sums = {str(r[rule.key]): r["lethe_checksum"] for r in rows}
-    keys = [_to_store(r[rule.key], table.c[rule.key]) for r in rows]
-    present = conn.execute(sa.select(table).where(key_in(table.c[rule.key], keys))).mappings()
-    return {str(r[rule.key]) for r in present if sums.get(str(r[rule.key])) == checksum(dict(r), columns)}
+    key = table.c[rule.key]
+    keys = [_to_store(r[rule.key], key) for r in rows]
+    return {str(k) for k in conn.execute(sa.select(key).where(key_in(key, keys))).scalars()}
 
 
 def _fold_released(conn: Connection, ctx: RunContext, keys: list, rows: list[dict], folds: list,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -261,7 +262,8 @@ def test_a_deleted_subject_whose_own_row_is_held_still_has_its_other_rows_proces
 def test_a_copy_left_in_the_vault_by_a_killed_move_is_not_released_and_applied_twice(seeded, tmp_path):
     """A move killed after its copy leaves the row in the store and a copy in the vault. If the hold is
     released before the next run, that copy must not be released (folded, recorded) while the store row,
-    still due and no longer held, is applied (folded, recorded) too: each due account is folded once."""
+    still due and no longer held, is applied (folded, recorded) too: each due account is folded once, even
+    one the application changed meanwhile, and a dry run counts no release for them."""
     from pipelines.policy import load_policy
 
     store, vault = seeded
@@ -272,13 +274,21 @@ def test_a_copy_left_in_the_vault_by_a_killed_move_is_not_released_and_applied_t
             "--vault", vault, "--report-dir", str(tmp_path / "r"))
     killed = lethe(*args, env={"LETHE_FAULT": f"vault.after_copy:{len(moving)}"})  # the accounts chunk
     assert killed.returncode in (-9, 137), killed.stderr[-500:]
-    assert not frame(vault, "accounts").empty
+    copied = frame(vault, "accounts").user_id.tolist()
+    assert copied and set(copied) <= set(frame(store, "accounts").user_id)  # copied, not yet deleted
     _exec(store, "UPDATE legal_holds SET released_at = :t",
           t=dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=1))
+    # the application changes one of those rows meanwhile: the store row still counts, not the copy
+    _exec(store, "UPDATE accounts SET country = 'ZZ' WHERE user_id = :k", k=copied[0])
+    moved_before = sum(len(frame(vault, t)) for t in moving[:-1])  # tables whose moves completed
+    replan = run(REFERENCE_POLICY, AS_OF, dry_run=True, report_dir=tmp_path / "r", store=store, vault=vault).report
+    assert replan["vault"]["released"] == moved_before  # not the copies of rows still in the store
 
     resumed = lethe(*args)
 
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    report = json.loads(Path(resumed.stdout.split("report: ")[-1].strip()).read_text())
+    assert report["vault"]["released"] == moved_before
     assert frame(vault, "accounts").empty
     stats = frame(store, "registration_stats")
     assert stats.row_count.sum() == plan["tables"]["accounts"]["due"]  # every due account folded exactly once
