@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +24,6 @@ log = logging.getLogger("lethe.airflow")
 STORE_CONN_ID = "lethe_store"
 VAULT_CONN_ID = "lethe_vault"
 _SCHEMES = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg"}
-HEARTBEAT_EVERY = 60.0  # seconds; far below lock.STALE_AFTER, so a long task never looks dead
 
 
 def as_of(context: Mapping[str, Any]) -> dt.date:
@@ -103,28 +101,15 @@ def holding_store(policy: str | Path, context: Mapping[str, Any]) -> Iterator[Ru
     a long step from looking dead to a waiting run.
     """
     ctx = open_context(policy, context)
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(HEARTBEAT_EVERY):
-            try:
-                lock.heartbeat(ctx.store, ctx.run_id)
-            except Exception as exc:  # a missed beat is not fatal; a stale lock is re-checked next task
-                log.warning("lock heartbeat for %s failed: %s", ctx.run_id, type(exc).__name__)
-
     try:
         lock.acquire(ctx.store, ctx.run_id)
-        beater = threading.Thread(target=beat, name="lethe-heartbeat", daemon=True)
-        beater.start()
-        try:
-            yield ctx
-        except (StepFailedError, InputError) as exc:
-            if retry_may_clear(exc):
-                raise  # Airflow retries the task; its chunks done so far stay done
-            raise fail_at_once(exc) from None
-        finally:
-            stop.set()
-            beater.join(timeout=5)
+        with lock.heartbeating(ctx.store, ctx.run_id):
+            try:
+                yield ctx
+            except (StepFailedError, InputError) as exc:
+                if retry_may_clear(exc):
+                    raise  # Airflow retries the task; its chunks done so far stay done
+                raise fail_at_once(exc) from None
     finally:
         ctx.dispose()
 

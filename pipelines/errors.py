@@ -51,6 +51,14 @@ class LockHeldError(LetheError):
     exit_code = 3
 
 
+class LockLostError(LetheError):
+    """Another run took the store over while this one was working (it looked dead: no heartbeat for
+    `lock.STALE_AFTER`). This run stops at once, between chunks; what it committed stays done.
+    """
+
+    exit_code = 3
+
+
 class RunFailedError(LetheError):
     """A step failed part-way; the message names the table and the step."""
 

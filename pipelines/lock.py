@@ -6,14 +6,18 @@ gone (same host) or its heartbeat is older than `stale_after`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import os
 import socket
+import threading
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipelines.errors import LockHeldError, step
+from pipelines.errors import LockHeldError, LockLostError, step
 from pipelines.store import enable_wal
 
 _meta = sa.MetaData()
@@ -27,6 +31,8 @@ LOCK = sa.Table(
     sa.Column("heartbeat_at", sa.DateTime, nullable=False),
 )
 STALE_AFTER = dt.timedelta(minutes=15)
+HEARTBEAT_EVERY = 60.0  # seconds; far below STALE_AFTER, so a long step never looks dead
+log = logging.getLogger("lethe.lock")
 
 
 def _now() -> dt.datetime:
@@ -83,9 +89,43 @@ def _take(engine: Engine, run_id: str, pid: int | None, stale_after: dt.timedelt
 
 
 def heartbeat(engine: Engine, run_id: str) -> None:
+    """Refresh `run_id`'s lock; LockLostError if another run has taken the store over meanwhile."""
     with engine.begin() as conn:
-        conn.execute(LOCK.update().where(LOCK.c.name == "store", LOCK.c.run_id == run_id)
-                     .values(heartbeat_at=_now()))
+        kept = conn.execute(LOCK.update().where(LOCK.c.name == "store", LOCK.c.run_id == run_id)
+                            .values(heartbeat_at=_now())).rowcount
+    if kept != 1:
+        minutes = int(STALE_AFTER.total_seconds() // 60)
+        raise LockLostError(
+            f"run {run_id} lost the store lock: another run took it over after {minutes} minutes without a "
+            "heartbeat from this one (was its process suspended?). It stopped so that runs never overlap; what "
+            "it committed stays done, and the run holding the store now completes the work")
+
+
+@contextlib.contextmanager
+def heartbeating(engine: Engine, run_id: str, every: float = HEARTBEAT_EVERY) -> Iterator[None]:
+    """Heartbeat `run_id`'s lock from a thread while the body runs, so that a long step (a plan or a
+    verification over a large store, a task of the DAG) never looks dead to a run waiting on another host.
+    A beat that finds the lock taken over stops beating; the work notices at its next `heartbeat`.
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            try:
+                heartbeat(engine, run_id)
+            except LockLostError as exc:
+                log.error("%s", exc)
+                return
+            except Exception as exc:  # a missed beat is not fatal: the next one, or the work's own, retries
+                log.warning("lock heartbeat for %s failed: %s", run_id, type(exc).__name__)
+
+    beater = threading.Thread(target=beat, name="lethe-heartbeat", daemon=True)
+    beater.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beater.join(timeout=5)
 
 
 def release(engine: Engine, run_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from pipelines import lock, report, steps
 from pipelines.context import RunContext, build
-from pipelines.errors import LetheError, RunFailedError, StepFailedError, step
+from pipelines.errors import LetheError, LockLostError, RunFailedError, StepFailedError, step
 
 log = logging.getLogger("lethe.run")
 
@@ -146,17 +147,19 @@ def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir
             if not dry_run:
                 lock.acquire(ctx.store, ctx.run_id, pid=os.getpid())
                 locked = True
-                steps.prepare_store(ctx)
-            planned, moved, released, applied = execute(ctx)
-            expectations = [] if dry_run else verify(ctx, changed_per_table(moved, released, applied))
+            with lock.heartbeating(ctx.store, ctx.run_id) if locked else contextlib.nullcontext():
+                if locked:
+                    steps.prepare_store(ctx)
+                planned, moved, released, applied = execute(ctx)
+                expectations = [] if dry_run else verify(ctx, changed_per_table(moved, released, applied))
             status = "succeeded" if all(e["success"] for e in expectations) else "failed"
             rep = assemble(ctx, started_at=started, planned=planned, moved=moved, released=released,
                            applied=applied, expectations=expectations, status=status)
         except Exception as exc:
-            if isinstance(exc, LetheError) and not isinstance(exc, StepFailedError):
+            if isinstance(exc, LetheError) and not isinstance(exc, StepFailedError | LockLostError):
                 raise
-            # StepFailedError names the step, the table and the error's kind; anything else only its type
-            failure = str(exc) if isinstance(exc, StepFailedError) else f"{type(exc).__name__} during the run"
+            # Lethe's own errors name the step and the table, a database's its kind; anything else only its type
+            failure = str(exc) if isinstance(exc, LetheError) else f"{type(exc).__name__} during the run"
             log.error("run %s failed: %s", ctx.run_id, failure)
             rep = {"run_id": ctx.run_id, "as_of": as_of.isoformat(), "dry_run": dry_run, "status": "error",
                    "policy_sha256": ctx.policy.sha256, "started_at": started, "finished_at": _now(),

@@ -6,14 +6,19 @@ Expected counts come from an oracle in this file (pandas over the seeded data), 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import secrets
+import threading
+import time
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from pipelines import lock, runner
 from pipelines.context import build
+from pipelines.errors import LockHeldError
 from pipelines.runner import run
 from pipelines.seed import seed
 from pipelines.store import connect
@@ -299,11 +304,6 @@ def test_lock_of_a_dead_process_is_taken_over(seeded, tmp_path):
 def test_two_runs_taking_over_one_dead_lock_at_once_on_postgresql_get_it_once(pg, monkeypatch):
     """Both read the dead run's row, both UPDATE it; under READ COMMITTED the second UPDATE re-checks its
     WHERE after the first commits and matches nothing: that run must be refused, not told it holds the store."""
-    import threading
-    import time
-
-    from pipelines.errors import LockHeldError
-
     url = pg.url(pg.create_database("lock"))
     engine = connect(url)
     lock.acquire(engine, "run-that-died", pid=2 ** 22 + 12345)  # no such pid
@@ -331,13 +331,53 @@ def test_two_runs_taking_over_one_dead_lock_at_once_on_postgresql_get_it_once(pg
     engine.dispose()
 
 
+def test_the_lock_is_heartbeated_while_a_step_works_and_a_run_that_lost_it_stops(seeded, tmp_path):
+    """A long step (a plan, a verification) never looks dead: a thread refreshes the lock meanwhile. A run
+    whose lock was taken over anyway (its process was suspended for longer than the stale limit) stops at
+    its next chunk with exit 3 and an error report, instead of working beside the run that took over."""
+    store, vault = seeded
+    engine = connect(store)
+    lock.acquire(engine, "run-a", pid=os.getpid())
+    read_beat = sa.select(lock.LOCK.c.heartbeat_at).where(lock.LOCK.c.run_id == "run-a")
+    with engine.connect() as conn:
+        first = conn.execute(read_beat).scalar_one()
+    with lock.heartbeating(engine, "run-a", every=0.05):
+        time.sleep(1.2)
+    with engine.connect() as conn:
+        assert conn.execute(read_beat).scalar_one() > first
+    lock.release(engine, "run-a")
+
+    stolen = threading.Event()
+
+    def take_over() -> None:  # what a run on another host does once the lock looks stale
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not stolen.is_set():
+            with engine.begin() as conn:
+                if conn.execute(sa.update(lock.LOCK).where(lock.LOCK.c.run_id != "thief")
+                                .values(run_id="thief")).rowcount:
+                    stolen.set()
+            time.sleep(0.005)
+
+    thief = threading.Thread(target=take_over)
+    thief.start()
+    proc = lethe("run", "--policy", str(REFERENCE_POLICY), "--as-of", AS_OF.isoformat(), "--store", store,
+                 "--vault", vault, "--report-dir", str(tmp_path / "r"), env={"LETHE_CHUNK_SIZE": "10"})
+    thief.join()
+    engine.dispose()
+
+    assert stolen.is_set() and proc.returncode == 3, proc.stderr[-2000:]
+    assert "lost the store lock: another run took it over" in proc.stderr
+    report = json.loads(next((tmp_path / "r").glob("*.json")).read_text())
+    assert report["status"] == "error" and "lost the store lock" in report["error"]
+    assert frame(store, "lethe_run_lock").run_id.tolist() == ["thief"]  # the thief's lock left alone
+
+
 @pytest.mark.parametrize("tamper", [
     "UPDATE lethe_ledger SET row_count = row_count + 1 WHERE seq = 3",
     "DELETE FROM lethe_ledger WHERE seq = 3",
     "UPDATE lethe_ledger SET seq = CASE seq WHEN 3 THEN 4 ELSE 3 END WHERE seq IN (3, 4)",
 ])
 def test_tampered_ledger_fails_verification_naming_the_entry(seeded, tmp_path, tamper):
-    import sqlalchemy as sa
 
     store, vault = seeded
     run(REFERENCE_POLICY, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
@@ -358,8 +398,6 @@ def test_tampered_ledger_fails_verification_naming_the_entry(seeded, tmp_path, t
 
 def _ledger(store: str, sql: str) -> int | None:
     """Run `sql` on the store as an intruder would; return the ledger's last seq afterwards."""
-    import sqlalchemy as sa
-
     engine = sa.create_engine(store)
     with engine.begin() as conn:
         conn.execute(sa.text(sql))
