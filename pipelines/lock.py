@@ -81,9 +81,9 @@ def _take(engine: Engine, run_id: str, pid: int | None, stale_after: dt.timedelt
             else:
                 raise LockHeldError(
                     f"another Lethe run ({row.run_id}, on {row.host}, since {row.acquired_at:%Y-%m-%d %H:%M:%S} "
-                    "UTC) is working on this store; runs never overlap. Wait for it to finish, or if it died, "
-                    f"the lock is taken over after {int(stale_after.total_seconds() // 60)} minutes without "
-                    "a heartbeat")
+                    "UTC) is working on this store; runs never overlap. Wait for it to finish. If it died, the "
+                    f"next run takes the lock over: at once on {row.host} (its process is gone), from anywhere "
+                    f"{int(stale_after.total_seconds() // 60)} minutes after its last heartbeat")
     except sa.exc.IntegrityError:
         raise LockHeldError("another Lethe run took the store at the same moment; runs never overlap") from None
 
