@@ -55,6 +55,8 @@ class AggregateRules:
     min_group_size: int
     total_name: str
     min_group_name: str
+    query: str | None = None  # the table's rows as SQL, its name quoted; GX's table assets refuse names
+    # such as `patient-stats` or `select` (TestConnectionError), which the policy allows
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,8 @@ def run(store_url: str, row_checks: Sequence[NoRows] = (), column_checks: Sequen
                 asset = source.add_query_asset(name=f"scope_{i}", query=scope.query)
                 jobs.append((asset, column_suite(scope), {}))
             for i, agg in enumerate(aggregates):
-                asset = source.add_table_asset(name=f"aggregate_{i}", table_name=agg.table)
+                asset = (source.add_query_asset(name=f"aggregate_{i}", query=agg.query) if agg.query else
+                         source.add_table_asset(name=f"aggregate_{i}", table_name=agg.table))
                 jobs.append((asset, aggregate_suite(agg), {agg.total_name: agg.expected_total}))
             for asset, suite, totals in jobs:
                 order.extend(e.meta[META_KEY] for e in suite.expectations if e.meta[META_KEY] not in order)

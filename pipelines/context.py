@@ -98,7 +98,8 @@ def operator_context(policy: Policy) -> OperatorContext:
 def validate(policy: Policy, engine: Engine, context: OperatorContext | None) -> tuple[dict, dict]:
     """Reflect the live schema and check the policy against it; raises PolicyError with every problem."""
     tables = stores.reflect(engine, tables_named(policy))
-    problems, operators = check_against_schema(policy, tables, engine.dialect.name, context)
+    aggregate_tables = stores.reflect(engine, list(policy.aggregates))
+    problems, operators = check_against_schema(policy, tables, engine.dialect.name, context, aggregate_tables)
     if problems:
         raise PolicyError(problems, source=policy.source)
     return tables, operators
@@ -114,6 +115,12 @@ def build(policy_path: str | Path, as_of: dt.date, *, dry_run: bool = False, sto
     store_url = stores.resolve_url(store, "LETHE_STORE_URL", policy.store, "store")
     vault_url = vault or os.environ.get("LETHE_VAULT_URL") or policy.vault
     engine = stores.connect(store_url)
+    if vault_url:
+        try:
+            stores.check_vault(vault_url, store_url)
+        except InputError:
+            engine.dispose()
+            raise
     try:
         tables, operators = validate(policy, engine, context)
         now = now or dt.datetime.now(dt.UTC)

@@ -55,8 +55,19 @@ def as_of_instant(as_of: dt.date) -> dt.datetime:
     return dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC)
 
 
+_AS_OF = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Retention arithmetic subtracts up to 100 years (and the report a month) from the as-of date.
+MIN_AS_OF = dt.date(1900, 1, 1)
+
+
 def parse_as_of(text: str) -> dt.date:
+    """Exactly YYYY-MM-DD (not the compact or week forms `date.fromisoformat` also reads), 1900 or later."""
     try:
-        return dt.date.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"--as-of must be a date YYYY-MM-DD, got {text!r}") from None
+        if not isinstance(text, str) or not _AS_OF.match(text):
+            raise ValueError
+        date = dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--as-of must be a date YYYY-MM-DD such as 2026-06-30, got {str(text)[:40]!r}") from None
+    if date < MIN_AS_OF:
+        raise ValueError(f"--as-of must be {MIN_AS_OF.isoformat()} or later, got {text!r}")
+    return date

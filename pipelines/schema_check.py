@@ -121,8 +121,11 @@ def _integer_bits(column: sa.Column) -> int | None:
 
 
 def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: str,
-                         context: OperatorContext | None) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """Return (problems, operators per table and column)."""
+                         context: OperatorContext | None,
+                         aggregate_tables: dict[str, sa.Table] | None = None,
+                         ) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Return (problems, operators per table and column). `aggregate_tables`: the aggregates' tables that
+    already exist in the store (reflected), which must have an aggregate's shape."""
     problems: list[str] = []
     operators: dict[str, dict[str, Any]] = {}
     for name, rule in policy.tables.items():
@@ -138,6 +141,12 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
             if pk != [rule.key] and rule.key not in unique_columns(table):
                 problems.append(f"{path}.key: {rule.key!r} is not the table's single-column primary key "
                                 f"(primary key: {', '.join(pk) or 'none'})")
+            elif pk != [rule.key] and table.c[rule.key].nullable:
+                # Lethe finds, erases, holds and marks rows by their key: a row whose key is NULL would fall
+                # due on every run and never be processed.
+                problems.append(f"{path}.key: {rule.key!r} is unique but nullable; valid: the table's "
+                                f"primary key (primary key: {', '.join(pk) or 'none'}) or a NOT NULL unique "
+                                "column")
         if rule.subject is not None and rule.subject not in table.c:
             problems.append(f"{path}.subject: no such column {rule.subject!r}; columns are {_columns(table)}")
         if rule.retain is not None:
@@ -182,6 +191,7 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
                 problems.append(f"legal_holds.table: {table.name} lacks column(s) {', '.join(missing)}; "
                                 f"a legal-holds table has {', '.join(HOLD_COLUMNS)}")
     for agg_name, agg in policy.aggregates.items():
+        _aggregate_table(problems, agg_name, agg, (aggregate_tables or {}).get(agg_name))
         source = tables.get(agg.from_table)
         for dim, spec in agg.dimensions.items():
             dpath = f"aggregates.{agg_name}.dimensions.{dim}"
@@ -198,3 +208,19 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
                 problems.append(f"aggregates.{agg_name}.coarsen.{dim}: not a dimension; dimensions are "
                                 f"{', '.join(agg.dimensions)}")
     return problems, operators
+
+
+def _aggregate_table(problems: list[str], name: str, agg: Any, existing: sa.Table | None) -> None:
+    """An aggregate's table is Lethe's to create and fold into: never one of Lethe's own tables, and never a
+    table of the store with other columns (folding would write counts into someone else's table)."""
+    if name.lower().startswith("lethe_"):
+        problems.append(f"aggregates.{name}: names starting with lethe_ are reserved for Lethe's own tables; "
+                        "choose another name")
+        return
+    if existing is None:
+        return
+    expected = [*agg.dimensions, "row_count"]
+    if sorted(existing.c.keys()) != sorted(expected):
+        problems.append(f"aggregates.{name}: the store already has a table {name} with columns "
+                        f"{_columns(existing)}, which is not this aggregate (its table has the columns "
+                        f"{', '.join(expected)}); choose another name")

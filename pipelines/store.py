@@ -26,10 +26,11 @@ def resolve_url(flag: str | None, env_var: str, from_policy: str | None, what: s
     if not url:
         raise InputError(f"no {what} URL: give --{what}, set {env_var} or put `{what}:` in the policy")
     try:
-        make_url(url)
+        parsed = make_url(url)
     except Exception:
         raise InputError(f"the {what} URL is not a SQLAlchemy URL (dialect+driver://user:pass@host/db "
                          f"or sqlite:///path)") from None
+    _check_dialect(parsed, what)
     return url
 
 
@@ -49,6 +50,7 @@ def connect(url: str, *, writer: bool = True, create: bool = False) -> Engine:
     verification would then report on nothing ("ledger: empty") instead of refusing.
     """
     parsed = make_url(url)
+    _check_dialect(parsed)
     if parsed.get_backend_name() == "sqlite":
         if create:
             make_sqlite_dir(url)
@@ -85,6 +87,59 @@ def connect(url: str, *, writer: bool = True, create: bool = False) -> Engine:
 
     sql_secrets.install(engine)  # keys reach SQL forms by COPY, never as logged statement parameters
     return engine
+
+
+def _check_dialect(parsed: URL, what: str = "database") -> None:
+    """A URL whose dialect or driver SQLAlchemy cannot load is bad input, not a traceback."""
+    try:
+        parsed.get_dialect()
+    except sa.exc.NoSuchModuleError:
+        raise InputError(f"the {what} URL names an unknown database dialect or driver "
+                         f"{parsed.drivername!r}; valid: sqlite:///PATH or "
+                         "postgresql://USER:PASSWORD@HOST/DATABASE") from None
+
+
+def check_vault(vault_url: str, store_url: str) -> None:
+    """Refuse, before anything is written, a vault the run could not use: not a URL, an unknown dialect, the
+    store itself (held rows must leave the store), a server that does not answer, or a SQLite file that
+    cannot be created. Only reads: a SQLite vault that does not exist yet is created by the first move.
+    """
+    try:
+        vault = make_url(vault_url)
+    except Exception:
+        raise InputError("the vault URL is not a SQLAlchemy URL (dialect+driver://user:pass@host/db "
+                         "or sqlite:///path)") from None
+    _check_dialect(vault, "vault")
+    if _same_database(vault, make_url(store_url)):
+        raise InputError(f"the vault URL {redacted(vault_url)} names the store itself; data under legal hold "
+                         "must move to a separate database: give another --vault, LETHE_VAULT_URL or `vault:`")
+    if vault.get_backend_name() == "sqlite":
+        path = _sqlite_file(vault)
+        if path is None or path.is_file():
+            return
+        if path.exists():
+            raise InputError(f"the vault path {path} is not a SQLite file; give another --vault")
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise InputError(f"cannot create the vault at {path}: {parent} is not a writable directory; "
+                             "give a writable --vault path")
+        return
+    engine = connect(vault_url, writer=False)
+    try:
+        reach(engine, vault_url, "vault")
+    finally:
+        engine.dispose()
+
+
+def _same_database(a: URL, b: URL) -> bool:
+    if a.get_backend_name() != b.get_backend_name():
+        return False
+    if a.get_backend_name() == "sqlite":
+        pa, pb = _sqlite_file(a), _sqlite_file(b)
+        return pa is not None and pb is not None and pa.resolve() == pb.resolve()
+    return ((a.host or "localhost"), a.port, a.database) == ((b.host or "localhost"), b.port, b.database)
 
 
 def reach(engine: Engine, url: str, what: str = "store") -> Engine:

@@ -143,7 +143,8 @@ def aggregate_checks(ctx: RunContext) -> tuple[list[AggregateRules], list[Outcom
         if name not in existing:
             outcomes += [Outcome(total_name, expected == 0, expected), Outcome(min_name, True, 0)]
             continue
-        specs.append(AggregateRules(name, ROW_COUNT, expected, agg.min_group_size, total_name, min_name))
+        query = _sql(ctx, sa.select(sa.column(ROW_COUNT)).select_from(sa.table(name)))
+        specs.append(AggregateRules(name, ROW_COUNT, expected, agg.min_group_size, total_name, min_name, query))
     return specs, outcomes
 
 

@@ -78,6 +78,12 @@ def seeded_store(store_url, pseudonym_key):
     ('      password_hash: {redact: {with: "[redacted]"}}', "      password_hash: redact",
      "redact sets NULL but accounts.password_hash is NOT NULL"),
     ("from: ts}", "from: user_id}", "tables.access_logs.retain.from: column access_logs.user_id is of type"),
+    # an aggregate named after a table of the store that is not an aggregate: folding wrote into it, exit 3
+    ("  registration_stats:\n", "  legal_holds:\n", "aggregates.legal_holds: the store already has a table "
+     "legal_holds with columns hold_id"),
+    # Lethe's own tables (the ledger!) are not aggregates
+    ("  registration_stats:\n", "  lethe_ledger:\n", "aggregates.lethe_ledger: names starting with lethe_ are "
+     "reserved"),
 ])
 def test_check_rejects_a_policy_that_does_not_fit_the_live_schema(seeded_store, tmp_path, old, new, message):
     assert old in GOOD
@@ -125,6 +131,13 @@ def test_missing_empty_or_short_key_refuses_to_run(seeded_store, tmp_path, env, 
 @pytest.mark.parametrize(("args", "message"), [
     (["run", "--policy", "x.yaml"], "required: --as-of"),
     (["run", "--policy", "x.yaml", "--as-of", "22/11/2026"], "--as-of must be a date YYYY-MM-DD"),
+    # forms date.fromisoformat reads but the SPEC's YYYY-MM-DD is not: compact, ISO week, no padding
+    (["run", "--policy", "x.yaml", "--as-of", "20261122"], "--as-of must be a date YYYY-MM-DD such as"),
+    (["run", "--policy", "x.yaml", "--as-of", "2026-W47-7"], "--as-of must be a date YYYY-MM-DD such as"),
+    (["run", "--policy", "x.yaml", "--as-of", "2026-11-2"], "--as-of must be a date YYYY-MM-DD such as"),
+    (["run", "--policy", "x.yaml", "--as-of", "2026-02-30"], "--as-of must be a date YYYY-MM-DD such as"),
+    # a date so early that subtracting a retention period leaves the calendar failed the run part-way
+    (["run", "--policy", "x.yaml", "--as-of", "0001-01-01"], "--as-of must be 1900-01-01 or later"),
     (["plan", "--policy", "missing.yaml", "--as-of", "2026-11-22"], "missing.yaml: no such file"),
     (["seed", "--store", "sqlite:///x.db", "--rows", "many"], "expected a whole number"),
     (["frobnicate"], "invalid choice"),
@@ -133,3 +146,78 @@ def test_bad_arguments_exit_2_with_a_message(args, message):
     proc = lethe(*args)
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+@pytest.fixture
+def seeded_with_nullable_key(seeded_store):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(seeded_store)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE visits (ref INTEGER UNIQUE, at TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO visits VALUES (1, '2010-01-01 00:00:00'), (NULL, '2010-01-01 00:00:00')"))
+    engine.dispose()
+    return seeded_store
+
+
+def test_a_nullable_unique_key_is_refused_up_front(seeded_with_nullable_key, tmp_path):
+    """A row whose key is NULL fell due on every run and was never erased: every run ended `failed`."""
+    url = seeded_with_nullable_key
+    policy = tmp_path / "nullable.yaml"
+    policy.write_text(GOOD.replace("tables:\n", "tables:\n  visits:\n    key: ref\n    retain: {for: 1y, from: at}\n"
+                                   "    when_expired: erase\n", 1))
+    before = snapshot(url)
+    proc = lethe("run", "--policy", str(policy), "--store", url, "--as-of", "2026-11-22",
+                 "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "tables.visits.key: 'ref' is unique but nullable; valid: the table's primary key" in proc.stderr
+    assert snapshot(url) == before
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("name", ["registration-stats", "select"])
+def test_an_aggregate_named_like_no_plain_table_runs_and_verifies(seeded_store, tmp_path, name):
+    """Great Expectations' table assets refuse names such as `registration-stats` or `select`: the run used to
+    change the store and then fail in verify (exit 3), on every run after."""
+    import datetime as dt
+
+    from pipelines.runner import run
+
+    policy = tmp_path / "named.yaml"
+    policy.write_text(GOOD.replace("  registration_stats:\n", f'  "{name}":\n'))
+    result = run(policy, dt.date(2026, 11, 22), report_dir=tmp_path / "r", store=seeded_store,
+                 vault=f"sqlite:///{tmp_path / 'v.db'}")
+    assert result.status == "succeeded", result.report["expectations"]
+    assert result.report["aggregates"][name]["folded"] > 0
+    names = {e["name"] for e in result.report["expectations"]}
+    assert {f"aggregate.{name}.total", f"aggregate.{name}.min_group_size"} <= names
+
+
+@pytest.mark.parametrize(("vault", "message"), [
+    # the store itself: held rows would be "moved" into the tables they come from
+    ("STORE", "names the store itself; data under legal hold must move to a separate database"),
+    ("not a url", "the vault URL is not a SQLAlchemy URL"),
+    ("mysqlx://u@h/db", "the vault URL names an unknown database dialect or driver 'mysqlx'; valid: sqlite:///PATH"),
+    ("postgresql://u:pw@127.0.0.1:1/db", "cannot reach the vault at postgresql://u:***@127.0.0.1:1/db"),
+    ("FILE/vault.db", "is not a writable directory"),
+])
+def test_a_vault_the_run_cannot_use_is_refused_before_anything_is_written(seeded_store, tmp_path, vault, message):
+    """These used to surface mid-run (exit 3) after the lock, Lethe's tables and an error report were written."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    vault = seeded_store if vault == "STORE" else vault.replace("FILE", f"sqlite:///{blocker}")
+    before = snapshot(seeded_store)
+    proc = lethe("run", "--policy", str(REFERENCE_POLICY), "--store", seeded_store, "--vault", vault,
+                 "--as-of", "2026-11-22", "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert "pw" not in proc.stderr.replace("postgresql://u:***", "")
+    assert snapshot(seeded_store) == before
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_store_url_of_an_unknown_dialect_is_bad_input_not_a_traceback(tmp_path):
+    proc = lethe("check", "--policy", str(REFERENCE_POLICY), "--store", "mysqlx://u@h/db")
+    assert proc.returncode == 2, proc.stderr
+    assert "the store URL names an unknown database dialect or driver 'mysqlx'" in proc.stderr
+    assert "Traceback" not in proc.stderr
