@@ -42,7 +42,10 @@ def _text(value: object) -> str | None:
 
 def load_active(conn: Connection, table: sa.Table, now: dt.datetime) -> list[Hold]:
     """Active holds: `released_at` NULL or later than `now`. A hold with no scope stops the run (exit 2)."""
-    rows = conn.execute(sa.select(*(table.c[c] for c in HOLD_COLUMNS))).all()
+    # released_at is read untyped: on SQLite a typed DATETIME column raises on unreadable text ('soon') before
+    # the check below can keep protecting the data; PostgreSQL's driver still returns datetimes.
+    rows = conn.execute(sa.select(*(sa.type_coerce(table.c[c], sa.String).label(c) if c == "released_at"
+                                    else table.c[c] for c in HOLD_COLUMNS))).all()
     holds, invalid = [], []
     for r in rows:
         released = r.released_at
@@ -61,7 +64,7 @@ def load_active(conn: Connection, table: sa.Table, now: dt.datetime) -> list[Hol
         hold = Hold(_text(r.hold_id), _text(r.subject_id), _text(r.table_name), _text(r.record_key),
                     _text(r.case_ref) or "")
         if hold.subject_id is None and hold.table_name is None and hold.record_key is None:
-            invalid.append(hold.hold_id)
+            invalid.append(hold.hold_id if hold.hold_id is not None else "(one with hold_id NULL)")
             continue
         holds.append(hold)
     if invalid:

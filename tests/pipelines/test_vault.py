@@ -295,3 +295,36 @@ def test_a_copy_left_in_the_vault_by_a_killed_move_is_not_released_and_applied_t
     ledger = frame(store, "lethe_ledger")
     accounts = ledger[ledger.table_name == "accounts"].groupby("action").row_count.sum().to_dict()
     assert accounts.get("anonymize", 0) + accounts.get("release_anonymize", 0) == plan["tables"]["accounts"]["due"]
+
+
+def test_an_unreadable_release_time_keeps_the_hold_active_instead_of_a_traceback(sqlite_url, pseudonym_key,
+                                                                                 tmp_path):
+    """SQLite lets a DATETIME column hold any text. The typed read raised ValueError before the hold code could
+    treat it as still active: a traceback and exit 1."""
+    seed(sqlite_url, rows=2_000, seed=5, as_of=AS_OF)
+    _exec(sqlite_url, "UPDATE legal_holds SET released_at = 'when the case closes' WHERE hold_id = 1")
+    proc = lethe("run", "--policy", str(REFERENCE_POLICY), "--as-of", AS_OF.isoformat(), "--store", sqlite_url,
+                 "--vault", f"sqlite:///{tmp_path / 'v.db'}", "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (report,) = (tmp_path / "r").glob("run-*.json")
+    assert "1" in {str(h["hold_id"]) for h in json.loads(report.read_text())["holds"]}  # still active
+
+
+def test_a_hold_with_no_scope_and_no_hold_id_is_named_too(sqlite_url, pseudonym_key, tmp_path):
+    """SQLite allows a NULL in a non-integer primary key: sorting the invalid ids raised TypeError (exit 1)."""
+    _exec(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, at TIMESTAMP)")
+    _exec(sqlite_url, "CREATE TABLE legal_holds (hold_id VARCHAR(20) PRIMARY KEY, subject_id TEXT, table_name TEXT, "
+                      "record_key TEXT, case_ref TEXT, placed_at TIMESTAMP, released_at TIMESTAMP)")
+    _exec(sqlite_url, "INSERT INTO legal_holds VALUES (NULL, NULL, NULL, NULL, 'C', '2026-01-01', NULL), "
+                      "('H2', NULL, NULL, NULL, 'C', '2026-01-01', NULL)")
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: t1}\n"
+                      "legal_holds: {table: legal_holds}\n"
+                      "tables:\n  t: {key: id, retain: {for: 1y, from: at}, when_expired: erase}\n")
+    before = snapshot(sqlite_url)
+    proc = lethe("run", "--policy", str(policy), "--as-of", AS_OF.isoformat(), "--store", sqlite_url,
+                 "--vault", f"sqlite:///{tmp_path / 'v.db'}", "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 2, proc.stderr
+    assert "legal hold(s) (one with hold_id NULL), H2 have no scope" in proc.stderr
+    assert snapshot(sqlite_url) == before
