@@ -46,7 +46,7 @@ def load_active(conn: Connection, table: sa.Table, now: dt.datetime) -> list[Hol
     # the check below can keep protecting the data; PostgreSQL's driver still returns datetimes.
     rows = conn.execute(sa.select(*(sa.type_coerce(table.c[c], sa.String).label(c) if c == "released_at"
                                     else table.c[c] for c in HOLD_COLUMNS))).all()
-    holds, invalid = [], []
+    holds, invalid, no_id = [], [], 0
     for r in rows:
         released = r.released_at
         if isinstance(released, str):
@@ -63,13 +63,22 @@ def load_active(conn: Connection, table: sa.Table, now: dt.datetime) -> list[Hol
                 continue
         hold = Hold(_text(r.hold_id), _text(r.subject_id), _text(r.table_name), _text(r.record_key),
                     _text(r.case_ref) or "")
+        if hold.hold_id is None:
+            no_id += 1  # the vault records which holds keep a row: a hold needs an id (sorting them failed)
+            continue
         if hold.subject_id is None and hold.table_name is None and hold.record_key is None:
-            invalid.append(hold.hold_id if hold.hold_id is not None else "(one with hold_id NULL)")
+            invalid.append(hold.hold_id)
             continue
         holds.append(hold)
+    problems = []
     if invalid:
-        raise InputError(f"legal hold(s) {', '.join(sorted(invalid))} have no scope (subject_id, table_name "
-                         "and record_key are all NULL); set at least one, or release them")
+        problems.append(f"legal hold(s) {', '.join(sorted(invalid))} have no scope (subject_id, table_name "
+                        "and record_key are all NULL); set at least one, or release them")
+    if no_id:
+        problems.append(f"{no_id} active legal hold(s) have hold_id NULL; give each an id (the vault records "
+                        "the ids of the holds that keep a row), or release them")
+    if problems:
+        raise InputError(problems)
     return holds
 
 

@@ -311,20 +311,25 @@ def test_an_unreadable_release_time_keeps_the_hold_active_instead_of_a_traceback
     assert "1" in {str(h["hold_id"]) for h in json.loads(report.read_text())["holds"]}  # still active
 
 
-def test_a_hold_with_no_scope_and_no_hold_id_is_named_too(sqlite_url, pseudonym_key, tmp_path):
-    """SQLite allows a NULL in a non-integer primary key: sorting the invalid ids raised TypeError (exit 1)."""
-    _exec(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, at TIMESTAMP)")
+@pytest.mark.parametrize("scope", ["NULL, NULL, NULL", "'s1', NULL, NULL"])
+def test_an_active_hold_without_a_hold_id_is_refused_before_anything_is_written(sqlite_url, pseudonym_key,
+                                                                                tmp_path, scope):
+    """SQLite allows a NULL in a non-integer primary key. Without scope, sorting the invalid ids raised TypeError
+    (exit 1); with a scope, every run failed part-way moving rows to the vault (TypeError, exit 3)."""
+    _exec(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, sub TEXT, at TIMESTAMP)")
+    _exec(sqlite_url, "INSERT INTO t VALUES (1, 's1', '2020-01-01 00:00:00')")
     _exec(sqlite_url, "CREATE TABLE legal_holds (hold_id VARCHAR(20) PRIMARY KEY, subject_id TEXT, table_name TEXT, "
                       "record_key TEXT, case_ref TEXT, placed_at TIMESTAMP, released_at TIMESTAMP)")
-    _exec(sqlite_url, "INSERT INTO legal_holds VALUES (NULL, NULL, NULL, NULL, 'C', '2026-01-01', NULL), "
+    _exec(sqlite_url, f"INSERT INTO legal_holds VALUES (NULL, {scope}, 'C', '2026-01-01', NULL), "
                       "('H2', NULL, NULL, NULL, 'C', '2026-01-01', NULL)")
     policy = tmp_path / "p.yaml"
     policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: t1}\n"
                       "legal_holds: {table: legal_holds}\n"
-                      "tables:\n  t: {key: id, retain: {for: 1y, from: at}, when_expired: erase}\n")
+                      "tables:\n  t: {key: id, subject: sub, retain: {for: 1y, from: at}, when_expired: erase}\n")
     before = snapshot(sqlite_url)
     proc = lethe("run", "--policy", str(policy), "--as-of", AS_OF.isoformat(), "--store", sqlite_url,
                  "--vault", f"sqlite:///{tmp_path / 'v.db'}", "--report-dir", str(tmp_path / "r"))
     assert proc.returncode == 2, proc.stderr
-    assert "legal hold(s) (one with hold_id NULL), H2 have no scope" in proc.stderr
+    assert "legal hold(s) H2 have no scope" in proc.stderr
+    assert "1 active legal hold(s) have hold_id NULL; give each an id" in proc.stderr
     assert snapshot(sqlite_url) == before
