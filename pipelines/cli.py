@@ -48,45 +48,54 @@ def _positive(text: str) -> int:
     return value
 
 
+def _given(text: str) -> str:
+    """An option given with an empty value (an unset shell variable: --store "$STORE") is a mistake, not the
+    default: an empty --store fell back to the policy's store and changed it, an empty --report-dir wrote
+    into the working directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a value or leave the option out")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lethe", description="Data retention and anonymisation, per a YAML policy.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for DEBUG)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def run_args(p: argparse.ArgumentParser, dry: bool) -> None:
-        p.add_argument("--policy", required=True, help="policy YAML file")
+        p.add_argument("--policy", required=True, type=_given, help="policy YAML file")
         p.add_argument("--as-of", required=True, type=_as_of, help="date the run acts for, YYYY-MM-DD")
         if not dry:
             p.add_argument("--dry-run", action="store_true", help="report what would happen; write nothing")
-        p.add_argument("--report-dir", default="reports", help="where reports go (default: reports/)")
-        p.add_argument("--store", help="store URL (overrides LETHE_STORE_URL and the policy)")
-        p.add_argument("--vault", help="vault URL (overrides LETHE_VAULT_URL and the policy)")
+        p.add_argument("--report-dir", default="reports", type=_given, help="where reports go (default: reports/)")
+        p.add_argument("--store", type=_given, help="store URL (overrides LETHE_STORE_URL and the policy)")
+        p.add_argument("--vault", type=_given, help="vault URL (overrides LETHE_VAULT_URL and the policy)")
         p.add_argument("--workers", type=_workers, help=f"concurrent chunk transactions on PostgreSQL, 1 to "
                        f"{MAX_WORKERS} (overrides LETHE_WORKERS; default {DEFAULT_WORKERS}; SQLite uses one)")
 
     run_args(sub.add_parser("run", help="erase, anonymize and move due data as of a date"), dry=False)
     run_args(sub.add_parser("plan", help="what a run would do (same as run --dry-run)"), dry=True)
     check = sub.add_parser("check", help="validate the policy against the live schema")
-    check.add_argument("--policy", required=True)
-    check.add_argument("--store")
+    check.add_argument("--policy", required=True, type=_given)
+    check.add_argument("--store", type=_given)
     led = sub.add_parser("ledger", help="the tamper-evident ledger")
     led_sub = led.add_subparsers(dest="ledger_command", required=True, parser_class=_Parser)
     ver = led_sub.add_parser("verify", help="verify the hash chain")
-    ver.add_argument("--policy", required=True)
-    ver.add_argument("--store")
+    ver.add_argument("--policy", required=True, type=_given)
+    ver.add_argument("--store", type=_given)
     seed = sub.add_parser("seed", help="create the reference dataset")
-    seed.add_argument("--store", required=True)
+    seed.add_argument("--store", required=True, type=_given)
     seed.add_argument("--rows", type=_positive, default=10_000)
     seed.add_argument("--seed", type=_positive, default=0)
     seed.add_argument("--as-of", type=_as_of, default=None, help="date the controlled mix is relative to")
     seed.add_argument("--replace", action="store_true", help="drop the reference tables first")
     sub.add_parser("demo", help="seed the embedded default, run as of today, print the report path")
     rep = sub.add_parser("report", help="(re)build the index page over all runs")
-    rep.add_argument("--report-dir", default="reports")
+    rep.add_argument("--report-dir", default="reports", type=_given)
     holds = sub.add_parser("holds", help="active legal holds and how many rows each protects")
-    holds.add_argument("--policy", required=True)
-    holds.add_argument("--store")
-    holds.add_argument("--vault")
+    holds.add_argument("--policy", required=True, type=_given)
+    holds.add_argument("--store", type=_given)
+    holds.add_argument("--vault", type=_given)
     return parser
 
 

@@ -117,7 +117,7 @@ def build(policy_path: str | Path, as_of: dt.date, *, dry_run: bool = False, sto
     engine = stores.connect(store_url)
     if vault_url:
         try:
-            stores.check_vault(vault_url, store_url)
+            stores.check_vault(vault_url, store_url, engine)
         except InputError:
             engine.dispose()
             raise

@@ -99,7 +99,7 @@ def _check_dialect(parsed: URL, what: str = "database") -> None:
                          "postgresql://USER:PASSWORD@HOST/DATABASE") from None
 
 
-def check_vault(vault_url: str, store_url: str) -> None:
+def check_vault(vault_url: str, store_url: str, store: Engine | None = None) -> None:
     """Refuse, before anything is written, a vault the run could not use: not a URL, an unknown dialect, the
     store itself (held rows must leave the store), a server that does not answer, or a SQLite file that
     cannot be created. Only reads: a SQLite vault that does not exist yet is created by the first move.
@@ -129,8 +129,25 @@ def check_vault(vault_url: str, store_url: str) -> None:
     engine = connect(vault_url, writer=False)
     try:
         reach(engine, vault_url, "vault")
+        if store is not None and _identity(engine) is not None and _identity(engine) == _identity(store):
+            raise InputError(f"the vault URL {redacted(vault_url)} reaches the store's own database (another "
+                             "spelling of its host or user); data under legal hold must move to a separate "
+                             "database: give another --vault, LETHE_VAULT_URL or `vault:`")
     finally:
         engine.dispose()
+
+
+def _identity(engine: Engine) -> tuple | None:
+    """Which database a PostgreSQL engine reaches, whatever the URL's spelling: the database, the server's port
+    and the instant its postmaster started (readable by every role)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    try:
+        with engine.connect() as conn:
+            return tuple(conn.execute(sa.text(
+                "SELECT current_database(), inet_server_port(), pg_postmaster_start_time()")).one())
+    except sa.exc.DBAPIError:
+        return None
 
 
 def _same_database(a: URL, b: URL) -> bool:

@@ -141,6 +141,11 @@ def test_missing_empty_or_short_key_refuses_to_run(seeded_store, tmp_path, env, 
     (["plan", "--policy", "missing.yaml", "--as-of", "2026-11-22"], "missing.yaml: no such file"),
     (["seed", "--store", "sqlite:///x.db", "--rows", "many"], "expected a whole number"),
     (["frobnicate"], "invalid choice"),
+    # an empty value (an unset shell variable) fell back to the policy's store and wrote reports into the cwd
+    (["run", "--policy", "x.yaml", "--as-of", "2026-11-22", "--store", ""], "argument --store: is empty"),
+    (["run", "--policy", "x.yaml", "--as-of", "2026-11-22", "--vault", " "], "argument --vault: is empty"),
+    (["plan", "--policy", "x.yaml", "--as-of", "2026-11-22", "--report-dir", ""], "argument --report-dir: is empty"),
+    (["check", "--policy", ""], "argument --policy: is empty"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message):
     proc = lethe(*args)
@@ -196,6 +201,8 @@ def test_an_aggregate_named_like_no_plain_table_runs_and_verifies(seeded_store, 
 @pytest.mark.parametrize(("vault", "message"), [
     # the store itself: held rows would be "moved" into the tables they come from
     ("STORE", "names the store itself; data under legal hold must move to a separate database"),
+    # the same database spelled another way (localhost for 127.0.0.1; a ./ in a SQLite path)
+    ("STORE-RESPELLED", "data under legal hold must move to a separate database"),
     ("not a url", "the vault URL is not a SQLAlchemy URL"),
     ("mysqlx://u@h/db", "the vault URL names an unknown database dialect or driver 'mysqlx'; valid: sqlite:///PATH"),
     ("postgresql://u:pw@127.0.0.1:1/db", "cannot reach the vault at postgresql://u:***@127.0.0.1:1/db"),
@@ -205,7 +212,9 @@ def test_a_vault_the_run_cannot_use_is_refused_before_anything_is_written(seeded
     """These used to surface mid-run (exit 3) after the lock, Lethe's tables and an error report were written."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    vault = seeded_store if vault == "STORE" else vault.replace("FILE", f"sqlite:///{blocker}")
+    respelled = (seeded_store.replace("127.0.0.1", "localhost") if seeded_store.startswith("postgresql")
+                 else seeded_store.replace("/store.db", "/./store.db"))
+    vault = {"STORE": seeded_store, "STORE-RESPELLED": respelled}.get(vault, vault.replace("FILE", f"sqlite:///{blocker}"))
     before = snapshot(seeded_store)
     proc = lethe("run", "--policy", str(REFERENCE_POLICY), "--store", seeded_store, "--vault", vault,
                  "--as-of", "2026-11-22", "--report-dir", str(tmp_path / "r"))
