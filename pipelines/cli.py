@@ -51,7 +51,8 @@ def _positive(text: str) -> int:
 def _given(text: str) -> str:
     """An option given with an empty value (an unset shell variable: --store "$STORE") is a mistake, not the
     default: an empty --store fell back to the policy's store and changed it, an empty --report-dir wrote
-    into the working directory."""
+    into the working directory.
+    """
     if not text.strip():
         raise argparse.ArgumentTypeError("is empty; give a value or leave the option out")
     return text

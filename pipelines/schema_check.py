@@ -125,7 +125,8 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
                          aggregate_tables: dict[str, sa.Table] | None = None,
                          ) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """Return (problems, operators per table and column). `aggregate_tables`: the aggregates' tables that
-    already exist in the store (reflected), which must have an aggregate's shape."""
+    already exist in the store (reflected), which must have an aggregate's shape.
+    """
     problems: list[str] = []
     operators: dict[str, dict[str, Any]] = {}
     for name, rule in policy.tables.items():
@@ -212,7 +213,8 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
 
 def _aggregate_table(problems: list[str], name: str, agg: Any, existing: sa.Table | None) -> None:
     """An aggregate's table is Lethe's to create and fold into: never one of Lethe's own tables, and never a
-    table of the store with other columns (folding would write counts into someone else's table)."""
+    table of the store with other columns (folding would write counts into someone else's table).
+    """
     if name.lower().startswith("lethe_"):
         problems.append(f"aggregates.{name}: names starting with lethe_ are reserved for Lethe's own tables; "
                         "choose another name")

@@ -139,7 +139,8 @@ def check_vault(vault_url: str, store_url: str, store: Engine | None = None) -> 
 
 def _identity(engine: Engine) -> tuple | None:
     """Which database a PostgreSQL engine reaches, whatever the URL's spelling: the database, the server's port
-    and the instant its postmaster started (readable by every role)."""
+    and the instant its postmaster started (readable by every role).
+    """
     if engine.dialect.name != "postgresql":
         return None
     try:
