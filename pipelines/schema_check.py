@@ -86,7 +86,8 @@ def check_operator(problems: list[str], path: str, spec: Any, column: sa.Column 
         kind = column_kind(column)
         if not op.accepts(kind):
             problems.append(f"{path}: {name} cannot be applied to column {column.table.name}.{column.name} of "
-                            f"type {column.type} ({kind})")
+                            f"type {column.type} ({kind}); valid: {name} as given takes "
+                            f"{', '.join(sorted(op.kinds))} columns")
             return None
         bits = _integer_bits(column) if kind == "integer" else None
         if op.integer_bits and bits is not None and bits < op.integer_bits:

@@ -74,6 +74,11 @@ def seeded_store(store_url, pseudonym_key):
     ("      phone: {mask: {keep_last: 2}}", "      phone: {scramble: true}", "tables.accounts.columns.phone"),
     ("      created_at: {generalize_date: month}", "      amount: {generalize_ip: {ipv4_prefix: 24}}",
      "tables.orders.columns.amount: generalize_ip cannot be applied"),
+    # the message says which column kinds would have been valid (a text fill value fits text columns only)
+    ('      created_at: {generalize_date: month}', '      amount: {redact: {with: "[redacted]"}}',
+     "tables.orders.columns.amount: redact cannot be applied to column orders.amount of type"),
+    ('      created_at: {generalize_date: month}', '      amount: {redact: {with: "[redacted]"}}',
+     "valid: redact as given takes text columns"),
     # redact without a fill value on a NOT NULL column would fail mid-run: refused up front
     ('      password_hash: {redact: {with: "[redacted]"}}', "      password_hash: redact",
      "redact sets NULL but accounts.password_hash is NOT NULL"),
