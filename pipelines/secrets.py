@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 SCHEMES = ("env", "file", "airflow")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MIN_KEY_BYTES = 32
 
 
@@ -19,7 +21,14 @@ def check_reference(ref: object) -> str:
                           "(a literal key is never accepted)")
     scheme, _, target = ref.partition(":")
     if scheme not in SCHEMES or not target.strip():
-        raise SecretError(f"{ref!r} is not a secret reference; valid forms: env:NAME, file:PATH, airflow:VARIABLE")
+        # A literal key pasted here may contain a colon: show the text only when it reads like a scheme name
+        # ("vault:abc"), never the rest, so an error in a CI or Airflow log does not spread the key.
+        shown = f"{scheme}:..." if re.fullmatch(r"[a-z][a-z0-9+.-]{0,15}", scheme) else "the value (not shown)"
+        raise SecretError(f"{shown} is not a secret reference (unknown scheme or nothing after the colon); "
+                          "valid forms: env:NAME, file:PATH, airflow:VARIABLE")
+    if scheme in ("env", "airflow") and not _NAME.fullmatch(target):
+        raise SecretError(f"{scheme}:... needs a variable name after the colon (letters, digits and _, not "
+                          "starting with a digit, at most 64); the value is not shown in case it is a key")
     return ref
 
 

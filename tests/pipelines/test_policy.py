@@ -32,7 +32,12 @@ def _with(text: str) -> str:
     # a literal key is refused
     (GOOD.replace("env:LETHE_PSEUDONYM_KEY", "s3cr3t-literal-key"), "a literal key is never accepted"),
     # unknown secret scheme
-    (GOOD.replace("env:LETHE_PSEUDONYM_KEY", "vault:abc"), "not a secret reference"),
+    (GOOD.replace("env:LETHE_PSEUDONYM_KEY", "vault:abc"), "vault:... is not a secret reference"),
+    # a literal key with a colon in it is refused without being echoed into the log
+    (GOOD.replace("env:LETHE_PSEUDONYM_KEY", "'Pass:Phrase-0123456789abcdef0123'"),
+     "the value (not shown) is not a secret reference"),
+    (GOOD.replace("env:LETHE_PSEUDONYM_KEY", "'env:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822c'"),
+     "env:... needs a variable name after the colon"),
     # a bad duration names the file path
     (GOOD.replace("for: 90d", "for: 90 days"), "tables.access_logs.retain.for: '90 days' is not a duration"),
     # an unknown action lists the valid ones
@@ -47,8 +52,10 @@ def _with(text: str) -> str:
     (GOOD.replace("for: 90d", "for: 999999y"), "longer than the largest allowed"),
 ])
 def test_policy_mistake_is_named_with_its_path(text, message):
-    with pytest.raises(PolicyError, match=message.replace("[", r"\[").replace("(", r"\(")):
+    with pytest.raises(PolicyError) as info:
         parse_policy(text, source="p.yaml")
+    assert message in str(info.value)
+    assert "Phrase-0123" not in str(info.value) and "9f86d081884c" not in str(info.value)
 
 
 def test_every_mistake_is_reported_at_once():
