@@ -7,7 +7,10 @@ import re
 from pathlib import Path
 
 SCHEMES = ("env", "file", "airflow")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_NAMES = {"env": re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}"), "airflow": re.compile(r"[A-Za-z0-9_.-]{1,64}")}
+_ANY = re.compile(r".+", re.DOTALL)
+_RULES = {"env": "letters, digits and _, not starting with a digit, at most 64",
+          "airflow": "letters, digits, _, . and -, at most 64"}
 MIN_KEY_BYTES = 32
 
 
@@ -26,9 +29,9 @@ def check_reference(ref: object) -> str:
         shown = f"{scheme}:..." if re.fullmatch(r"[a-z][a-z0-9+.-]{0,15}", scheme) else "the value (not shown)"
         raise SecretError(f"{shown} is not a secret reference (unknown scheme or nothing after the colon); "
                           "valid forms: env:NAME, file:PATH, airflow:VARIABLE")
-    if scheme in ("env", "airflow") and not _NAME.fullmatch(target):
-        raise SecretError(f"{scheme}:... needs a variable name after the colon (letters, digits and _, not "
-                          "starting with a digit, at most 64); the value is not shown in case it is a key")
+    if not _NAMES.get(scheme, _ANY).fullmatch(target):
+        raise SecretError(f"{scheme}:... needs a variable name after the colon ({_RULES[scheme]}); the value is "
+                          "not shown in case it is a key")
     return ref
 
 
