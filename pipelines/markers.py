@@ -12,19 +12,20 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipelines.store import in_key_texts, key_in, key_ranges, key_text
+from pipelines.store import in_key_texts, key_in, key_ranges, key_text, widen_to_text
 
 _meta = sa.MetaData()
 ANONYMIZED = sa.Table(
     "lethe_anonymized", _meta,
     sa.Column("table_name", sa.String(255), primary_key=True),
-    sa.Column("row_key", sa.String(255), primary_key=True),
+    sa.Column("row_key", sa.Text, primary_key=True),  # any length: text keys may be long
     sa.Column("run_id", sa.String(80), nullable=False),
 )
 
 
 def ensure(engine: Engine) -> None:
     _meta.create_all(engine, tables=[ANONYMIZED])
+    widen_to_text(engine, ANONYMIZED.name, "row_key")
 
 
 def exists(engine: Engine) -> bool:
@@ -110,3 +111,25 @@ def unmark(conn: Connection, table_name: str, keys: Sequence[object]) -> None:
     if keys:
         conn.execute(ANONYMIZED.delete().where(ANONYMIZED.c.table_name == table_name,
                                                ANONYMIZED.c.row_key.in_([str(k) for k in keys])))
+
+
+def forget_deleted(engine: Engine, table_name: str, table: sa.Table, key: str, size: int) -> int:
+    """Delete the markers of `table_name` rows that no longer exist (the application deleted them), one
+    transaction per `size` markers; returns how many. A marker holds its row's key as text, and a text key
+    may be a personal value (an email): once the row is gone, Lethe must not keep it. Each marker is one
+    probe of the table's key index, so callers limit this to text keys (`steps.prepare_store`).
+    """
+    col = table.c[key]
+    same = (key_text(col) == ANONYMIZED.c.row_key if isinstance(col.type, sa.types.NullType)
+            else col == sa.cast(ANONYMIZED.c.row_key, col.type))  # the key bare: its index finds the row
+    gone = sa.not_(sa.exists().where(same))
+    forgotten = 0
+    for lo, hi in marker_ranges(engine, table_name, size):
+        where = [ANONYMIZED.c.table_name == table_name, gone]
+        if lo is not None:
+            where.append(ANONYMIZED.c.row_key > lo)
+        if hi is not None:
+            where.append(ANONYMIZED.c.row_key <= hi)
+        with engine.begin() as conn:
+            forgotten += conn.execute(ANONYMIZED.delete().where(*where)).rowcount
+    return forgotten

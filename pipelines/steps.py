@@ -9,21 +9,31 @@ import datetime as dt
 import sqlalchemy as sa
 
 from pipelines import aggregates, ledger, markers, tombstones
-from pipelines.apply import apply_table, key_bounds
+from pipelines.apply import DEFAULT_CHUNK, apply_table, key_bounds
 from pipelines.context import RunContext
 from pipelines.discovery import count_due, predicates
 from pipelines.errors import step
 from pipelines.holds import held_predicate
+from pipelines.store import column_kind
 from pipelines.timestamps import as_utc, at_or_before
 from pipelines.vault import existing_vault_table, move_held, releasable, release
 
 
 def prepare_store(ctx: RunContext) -> None:
-    """Create Lethe's own tables in the store (markers, ledger, tombstones) before a run's first change."""
+    """Create Lethe's own tables in the store (markers, ledger, tombstones) before a run's first change, and
+    forget the markers of rows deleted since, where the key is text (it may be a personal value, such as an
+    email; integer and UUID keys say nothing without their row, and probing every marker would cost each
+    run time in proportion to all rows ever anonymized).
+    """
     with step("prepare"):
         markers.ensure(ctx.store)
         ledger.ensure(ctx.store)
         tombstones.ensure(ctx.store)
+    for name, rule in ctx.policy.tables.items():
+        table = ctx.tables[name]
+        if rule.anonymizes and column_kind(table.c[rule.key]) == "text":
+            with step("prepare", name):
+                markers.forget_deleted(ctx.store, name, table, rule.key, DEFAULT_CHUNK)
 
 
 def plan(ctx: RunContext) -> dict[str, dict[str, int]]:

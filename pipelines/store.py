@@ -271,6 +271,20 @@ def _dialect_of(column: sa.ColumnElement) -> str | None:
     return table.info.get("dialect") if table is not None and hasattr(table, "info") else None
 
 
+def widen_to_text(engine: Engine, table: str, column: str) -> None:
+    """On PostgreSQL, make a column of one of Lethe's own tables TEXT if an earlier version created it as
+    VARCHAR(n): keys and subject ids longer than that failed every run. A catalog change, no rewrite.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as conn:
+        limited = conn.execute(sa.text(
+            "SELECT character_maximum_length FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = :t AND column_name = :c"), {"t": table, "c": column}).scalar()
+        if limited is not None:
+            conn.execute(sa.text(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE text'))
+
+
 def key_text(column: sa.ColumnElement) -> sa.ColumnElement:
     """A key or subject value as text, the form the legal-holds table stores it in."""
     return sa.cast(column, sa.Text)

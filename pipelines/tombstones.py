@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from pipelines.context import RunContext
-from pipelines.store import in_key_texts, key_text
+from pipelines.store import in_key_texts, key_text, widen_to_text
 from pipelines.timestamps import as_utc, at_or_before
 
 _meta = sa.MetaData()
@@ -29,7 +29,7 @@ _meta = sa.MetaData()
 # keeps its `deleted_at` in.
 TOMBSTONES = sa.Table(
     "lethe_subject_tombstones", _meta,
-    sa.Column("subject_key", sa.String(255), primary_key=True),
+    sa.Column("subject_key", sa.Text, primary_key=True),  # any length: subject ids may be long
     sa.Column("deleted_at", sa.DateTime, nullable=False),
     sa.Column("run_id", sa.String(80), nullable=False),
 )
@@ -38,6 +38,7 @@ _COLUMNS = ["subject_key", "deleted_at", "run_id"]
 
 def ensure(engine: Engine) -> None:
     _meta.create_all(engine, tables=[TOMBSTONES])
+    widen_to_text(engine, TOMBSTONES.name, "subject_key")
 
 
 def exists(engine: Engine) -> bool:

@@ -334,6 +334,48 @@ def test_fake_values_longer_than_their_column_are_refused_up_front_naming_the_le
     assert max(map(len, names)) <= int(needed[1])
 
 
+def test_personal_text_keys_of_deleted_rows_leave_lethes_tables_and_long_keys_work(store_url, pseudonym_key,
+                                                                                   tmp_path):
+    """Lethe marks a row anonymized by its key as text. When the key is an email and the application later
+    deletes the row, the next run forgets the marker: Lethe keeps no personal value the store no longer has.
+    Keys longer than 255 characters work too, also in a marker table an earlier version made VARCHAR(255)."""
+    long_key = "x" * 300 + "@example.org"
+    if store_url.startswith("postgresql"):
+        engine = sa.create_engine(store_url)
+        with engine.begin() as conn:  # as an earlier Lethe created it
+            conn.execute(sa.text("CREATE TABLE lethe_anonymized (table_name VARCHAR(255), row_key VARCHAR(255), "
+                                 "run_id VARCHAR(80) NOT NULL, PRIMARY KEY (table_name, row_key))"))
+        engine.dispose()
+    first = _run_on_one_row(store_url, tmp_path, "members (email VARCHAR(400) PRIMARY KEY, name TEXT, joined DATE)",
+                            f"('ann@example.org', 'Ann', '2001-01-01'), ('{long_key}', 'Bo', '2001-01-01'), "
+                            "('cy@example.org', 'Cy', '2001-01-01')",
+                            "{key: email, retain: {for: 1y, from: joined}, when_expired: anonymize, "
+                            "columns: {name: redact}}")
+    assert first.returncode == 0, first.stderr
+    def markers() -> set[str]:
+        return set(_rows(store_url, "lethe_anonymized", "row_key"))
+
+    assert markers() == {"ann@example.org", long_key, "cy@example.org"}
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM members WHERE email = 'ann@example.org'"))
+    engine.dispose()
+
+    again = lethe("run", "--policy", str(tmp_path / "p.yaml"), "--store", store_url, "--as-of", "2026-11-22",
+                  "--report-dir", str(tmp_path / "r"))
+
+    assert again.returncode == 0, again.stderr
+    assert markers() == {long_key, "cy@example.org"}
+    assert {k: r["name"] for k, r in _rows(store_url, "members", "email").items()} == {long_key: None,
+                                                                                       "cy@example.org": None}
+    engine = sa.create_engine(store_url)
+    with engine.connect() as conn:
+        lethe_tables = [t for t in sa.inspect(engine).get_table_names() if t.startswith("lethe_")]
+        dumped = repr([conn.execute(sa.text(f"SELECT * FROM {t}")).all() for t in lethe_tables])
+    engine.dispose()
+    assert "ann@example.org" not in dumped
+
+
 def test_postgresql_only_types_cross_to_a_sqlite_vault_and_back(pg_url, pseudonym_key, tmp_path):
     """inet, cidr, arrays and jsonb have no SQLite form: the vault keeps them as text and JSON, copies
     verify, and released rows return with their PostgreSQL types."""
