@@ -127,7 +127,8 @@ def build(policy_path: str | Path, as_of: dt.date, *, dry_run: bool = False, sto
         holds: list[Hold] = []
         if policy.legal_holds:
             with engine.connect() as conn:
-                holds = load_active(conn, tables[policy.legal_holds.table], now)
+                holds = load_active(conn, tables[policy.legal_holds.table], now,
+                                    store_tables=set(sa.inspect(conn).get_table_names()))
         if holds and not vault_url and not dry_run:
             raise InputError("legal holds are active but no vault is configured: due rows under hold must "
                              "move to a separate database; give --vault, set LETHE_VAULT_URL or put `vault:` "

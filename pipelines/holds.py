@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -40,13 +42,17 @@ def _text(value: object) -> str | None:
     return str(value)
 
 
-def load_active(conn: Connection, table: sa.Table, now: dt.datetime) -> list[Hold]:
-    """Active holds: `released_at` NULL or later than `now`. A hold with no scope stops the run (exit 2)."""
+def load_active(conn: Connection, table: sa.Table, now: dt.datetime,
+                store_tables: Collection[str] | None = None) -> list[Hold]:
+    """Active holds: `released_at` NULL or later than `now`. A hold that cannot protect what it was placed
+    for stops the run (exit 2) rather than let the rows it meant be erased: no scope, an empty field, or a
+    `table_name` that is no table of the store (`store_tables`; a typo such as "mesages").
+    """
     # released_at is read untyped: on SQLite a typed DATETIME column raises on unreadable text ('soon') before
     # the check below can keep protecting the data; PostgreSQL's driver still returns datetimes.
     rows = conn.execute(sa.select(*(sa.type_coerce(table.c[c], sa.String).label(c) if c == "released_at"
                                     else table.c[c] for c in HOLD_COLUMNS))).all()
-    holds, invalid, no_id = [], [], 0
+    holds, invalid, empty, unknown, misnamed, no_id = [], [], [], [], set(), 0
     for r in rows:
         released = r.released_at
         if isinstance(released, str):
@@ -69,8 +75,23 @@ def load_active(conn: Connection, table: sa.Table, now: dt.datetime) -> list[Hol
         if hold.subject_id is None and hold.table_name is None and hold.record_key is None:
             invalid.append(hold.hold_id)
             continue
+        if any(v is not None and not v.strip() for v in (hold.subject_id, hold.table_name, hold.record_key)):
+            empty.append(hold.hold_id)
+            continue
+        if store_tables is not None and hold.table_name is not None and hold.table_name not in store_tables:
+            unknown.append(hold.hold_id)
+            misnamed.add(hold.table_name)
         holds.append(hold)
     problems = []
+    if empty:
+        problems.append(f"legal hold(s) {', '.join(sorted(empty))} have an empty subject_id, table_name or "
+                        "record_key, which matches no row; set it to NULL (any) or to a value, or release them")
+    if unknown:
+        hints = {name: difflib.get_close_matches(name, list(store_tables or ()), n=1) for name in misnamed}
+        hint = "; ".join(f"did you mean {close[0]}?" for close in hints.values() if close)
+        problems.append(f"legal hold(s) {', '.join(sorted(unknown))} name a table_name that is no table of the "
+                        f"store, so they would protect nothing{'; ' + hint if hint else ''}; valid: a table "
+                        "of the store, or NULL for every table")
     if invalid:
         problems.append(f"legal hold(s) {', '.join(sorted(invalid))} have no scope (subject_id, table_name "
                         "and record_key are all NULL); set at least one, or release them")

@@ -119,6 +119,29 @@ def test_a_hold_with_no_scope_stops_the_run_naming_it(seeded, tmp_path):
     assert snapshot(store) == before
 
 
+def test_holds_that_would_protect_nothing_stop_the_run_naming_them(seeded, tmp_path):
+    """A misspelled table_name, or an empty field, matches no row: the rows legal meant to hold would be
+    erased. The run refuses (exit 2) naming the holds and the likely table, and changes nothing; a hold on a
+    store table the policy does not cover is fine (Lethe never touches that table)."""
+    store, vault = seeded
+    placed = dt.datetime(2026, 1, 1)
+    _exec(store, "INSERT INTO legal_holds (hold_id, table_name, case_ref, placed_at) VALUES (97, 'acounts', 'C', :t)",
+          t=placed)
+    _exec(store, "INSERT INTO legal_holds (hold_id, table_name, record_key, case_ref, placed_at) "
+          "VALUES (98, 'orders', '', 'C', :t)", t=placed)
+    _exec(store, "INSERT INTO legal_holds (hold_id, table_name, case_ref, placed_at) VALUES (96, 'legal_holds', "
+          "'C', :t)", t=placed)
+    before = snapshot(store)
+    proc = lethe("run", "--policy", str(REFERENCE_POLICY), "--as-of", AS_OF.isoformat(), "--store", store,
+                 "--vault", vault, "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 2, proc.stderr
+    assert ("legal hold(s) 97 name a table_name that is no table of the store, so they would protect nothing; "
+            "did you mean accounts?") in proc.stderr
+    assert "legal hold(s) 98 have an empty subject_id, table_name or record_key" in proc.stderr
+    assert "96" not in proc.stderr.replace("2026", "")
+    assert snapshot(store) == before and not (tmp_path / "r").exists()
+
+
 def test_holds_command_lists_active_holds_with_counts_only(seeded, tmp_path):
     store, vault = seeded
     run(REFERENCE_POLICY, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
