@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from expectations.checks import AggregateRules, ColumnRule, ColumnRules, NoRows, Outcome  # noqa: E402
-from expectations.patterns import IDENTIFIER_PATTERNS  # noqa: E402
+from expectations.patterns import AGGREGATE_PATTERNS, IDENTIFIER_PATTERNS  # noqa: E402
 
-__all__ = ["IDENTIFIER_PATTERNS", "AggregateRules", "ColumnRule", "ColumnRules", "NoRows", "Outcome"]
+__all__ = ["AGGREGATE_PATTERNS", "IDENTIFIER_PATTERNS", "AggregateRules", "ColumnRule", "ColumnRules", "NoRows",
+           "Outcome"]

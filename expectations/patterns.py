@@ -23,3 +23,10 @@ IPV6 = r"^[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}$"
 FULL_IP = rf"{IPV4}|{IPV6}"
 
 IDENTIFIER_PATTERNS: dict[str, str] = {"no_email": EMAIL, "no_phone": PHONE, "no_ip": FULL_IP}
+
+# An aggregate's dimensions hold plain values of any shape: dates and ZIP+4 codes as text are digit runs that
+# PHONE matches, versions ("1.2.3.4") and times ("12:30:00") what IPV4 anywhere and IPV6 match. There an
+# address counts only as the whole value: a dotted quad, eight hex groups, or hex groups around "::".
+WHOLE_IP = (r"^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$|^(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}$"
+            r"|^[0-9A-Fa-f:]*::[0-9A-Fa-f:]*$")
+AGGREGATE_PATTERNS: dict[str, str] = {"no_email": EMAIL, "no_ip": WHOLE_IP}

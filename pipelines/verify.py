@@ -25,7 +25,15 @@ import os
 
 import sqlalchemy as sa
 
-from expectations import IDENTIFIER_PATTERNS, AggregateRules, ColumnRule, ColumnRules, NoRows, Outcome
+from expectations import (
+    AGGREGATE_PATTERNS,
+    IDENTIFIER_PATTERNS,
+    AggregateRules,
+    ColumnRule,
+    ColumnRules,
+    NoRows,
+    Outcome,
+)
 from pipelines import ledger, markers
 from pipelines.aggregates import ROW_COUNT
 from pipelines.context import RunContext
@@ -129,6 +137,27 @@ def column_checks(ctx: RunContext) -> list[ColumnRules]:
     return out
 
 
+def aggregate_identifier_checks(ctx: RunContext) -> list[ColumnRules]:
+    """An aggregate keeps generalized values only: no text dimension may hold an email or an IP address (a
+    dimension without an operator on `email` would keep every address after its account is gone). Plain
+    dimensions hold values of any shape, so an address counts only as the whole value there
+    (`AGGREGATE_PATTERNS`), and there is no phone check: a date or ZIP+4 code as text is a digit run too.
+    """
+    out = []
+    existing = set(sa.inspect(ctx.store).get_table_names()) if ctx.policy.aggregates else set()
+    for name, agg in ctx.policy.aggregates.items():
+        if name not in existing:
+            continue
+        table = sa.Table(name, sa.MetaData(), autoload_with=ctx.store)
+        text = [d for d in agg.dimensions if d in table.c and column_kind(table.c[d]) == "text"]
+        rules = tuple(ColumnRule(f"aggregate.{name}.{dim}.{suffix}", dim, "not_match", regex=pattern)
+                      for dim in text for suffix, pattern in AGGREGATE_PATTERNS.items())
+        if rules:
+            scope = sa.select(*(table.c[d] for d in text)).select_from(table)
+            out.append(ColumnRules(f"aggregate.{name}.identifiers", _sql(ctx, scope), rules))
+    return out
+
+
 def aggregate_checks(ctx: RunContext) -> tuple[list[AggregateRules], list[Outcome]]:
     """Aggregate tables present in the store go to GX; a missing one can only be right if nothing was folded."""
     if not ctx.policy.aggregates:
@@ -186,7 +215,8 @@ def run(ctx: RunContext) -> list[dict]:
 
     aggregates, missing = aggregate_checks(ctx)
     store_url = ctx.store.url.render_as_string(hide_password=False)
-    outcomes = validate.run(store_url, row_checks(ctx), column_checks(ctx), aggregates)
+    outcomes = validate.run(store_url, row_checks(ctx), column_checks(ctx) + aggregate_identifier_checks(ctx),
+                            aggregates)
     outcomes += missing + vault_checks(ctx) + [ledger_check(ctx)]
     failed = [o.name for o in outcomes if not o.success]
     if failed:

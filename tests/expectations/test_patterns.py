@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from expectations import IDENTIFIER_PATTERNS
+from expectations import AGGREGATE_PATTERNS, IDENTIFIER_PATTERNS
 from expectations.validate import _compiled_regexp
 
 TEXTBOOK_IPV4 = r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}"
@@ -67,3 +67,37 @@ def test_postgresql_reads_each_pattern_as_python_does(pg_url, name):
                                    {"v": value, "p": IDENTIFIER_PATTERNS[name]}).scalar()
             assert matched == (name in expected), value
     engine.dispose()
+
+
+# An aggregate's plain dimensions: addresses only as the whole value, whatever else a value looks like.
+AGGREGATE_EXAMPLES = {
+    "10.0.0.1": {"no_ip"},
+    "fe80::1": {"no_ip"},
+    "::1": {"no_ip"},
+    "2001:0db8:0000:0000:0000:ff00:0042:8329": {"no_ip"},
+    "anna.berg@example.org": {"no_email"},
+    "203.0.113.0/24": set(),      # a network: what generalize_ip keeps
+    "2001:db8::/48": set(),
+    "v1.2.3.4": set(),            # a version
+    "12:30:00": set(),            # a time of day
+    "2026-11-22": set(),          # a date as text
+    "12345-6789": set(),          # a ZIP+4 code
+    "example.org": set(),
+    "DE": set(),
+}
+
+
+def test_aggregate_patterns_find_whole_addresses_and_emails_in_python_sqlite_and_postgresql(pg_url):
+    engine = sa.create_engine(pg_url)
+    lite = sa.create_engine("sqlite://")
+    sa.event.listen(lite, "connect", _compiled_regexp)
+    with engine.connect() as conn, lite.connect() as lconn:
+        for value, expected in AGGREGATE_EXAMPLES.items():
+            for name, pattern in AGGREGATE_PATTERNS.items():
+                in_python = bool(re.search(pattern, value))
+                in_pg = conn.execute(sa.text("SELECT CAST(:v AS text) ~ CAST(:p AS text)"),
+                                     {"v": value, "p": pattern}).scalar()
+                in_sqlite = bool(lconn.execute(sa.text("SELECT :v REGEXP :p"), {"v": value, "p": pattern}).scalar())
+                assert in_python == in_pg == in_sqlite == (name in expected), (value, name)
+    engine.dispose()
+    lite.dispose()

@@ -88,3 +88,23 @@ def test_small_groups_fail_verification_without_coarsening(seeded, tmp_path):
     stats = frame(store, "registration_stats")
     assert small[0]["unexpected_count"] == int((stats.row_count < 5).sum())
     assert result.status == "failed" and result.exit_code == 1
+
+
+def test_an_aggregate_dimension_keeping_raw_emails_fails_verification(seeded, tmp_path):
+    """A dimension without an operator on `email` would keep every address after its account is gone. The
+    aggregate's text dimensions are checked for emails, phone numbers and full IPs like anonymized columns;
+    the reference dimensions (a domain, a network, a country) pass."""
+    store, vault, policy = seeded
+    raw = tmp_path / "raw_email.yaml"
+    raw.write_text("\n".join(line.replace("{column: email, email_domain: true}", "{column: email}")
+                             for line in policy.read_text().splitlines() if not line.strip().startswith("coarsen:")))
+    result = run(raw, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
+    checks = {e["name"]: e for e in result.report["expectations"] if e["name"].startswith("aggregate.")}
+    emails = int(frame(store, "registration_stats").email_domain.str.contains("@").sum())
+    assert emails > 0
+    assert not checks["aggregate.registration_stats.email_domain.no_email"]["success"]
+    assert checks["aggregate.registration_stats.email_domain.no_email"]["unexpected_count"] == emails
+    assert checks["aggregate.registration_stats.country.no_email"]["success"]
+    assert checks["aggregate.registration_stats.ip_prefix.no_ip"]["success"]  # networks, not addresses
+    assert result.status == "failed" and result.exit_code == 1
+    assert "@" not in (tmp_path / "r").joinpath(result.report_path.name).read_text()
