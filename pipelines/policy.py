@@ -144,11 +144,21 @@ class Policy(_Model):
             if agg.from_table not in self.tables:
                 problems.append(f"aggregates.{name}.from: {agg.from_table!r} is not a table of this policy; "
                                 f"tables are {', '.join(sorted(self.tables))}")
+            elif not self._ever_due(agg.from_table):
+                problems.append(f"aggregates.{name}.from: no row of {agg.from_table!r} ever falls due (it has no "
+                                "`retain`, and no `subject` whose deletion erases or anonymizes it), so nothing would "
+                                "ever be folded; valid: a table with `retain`, or with a `subject` and "
+                                "when_subject_deleted erase or anonymize")
             if name in self.tables:
                 problems.append(f"aggregates.{name}: an aggregate cannot have the name of a policy table")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _ever_due(self, name: str) -> bool:
+        rule = self.tables[name]
+        by_subject = self.subjects is not None and rule.subject is not None and rule.when_subject_deleted != "keep"
+        return rule.retain is not None or by_subject
 
     def table_order(self) -> list[str]:
         """Tables in processing order: the subjects table last, so other tables still find its ids."""
