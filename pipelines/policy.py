@@ -9,6 +9,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from anonymizers import OperatorError, parse_operator_spec
 from pipelines.durations import Duration
 from pipelines.errors import PolicyError
 from pipelines.policy_yaml import read_yaml
@@ -206,6 +207,32 @@ def _messages(exc: ValidationError) -> list[str]:
     return out
 
 
+def _operator_problems(raw: dict) -> list[str]:
+    """Mistakes in operator specs, found without the database, so that a policy with a structural mistake
+    has its operator mistakes reported at once too (a valid policy gets them from the schema check, which
+    also knows the columns' types).
+    """
+    specs: list[tuple[str, Any]] = []
+    tables, aggs = raw.get("tables"), raw.get("aggregates")
+    for name, rule in tables.items() if isinstance(tables, dict) else ():
+        columns = rule.get("columns") if isinstance(rule, dict) else None
+        if isinstance(columns, dict):
+            specs += [(f"tables.{name}.columns.{col}", spec) for col, spec in columns.items()]
+    for name, agg in aggs.items() if isinstance(aggs, dict) else ():
+        dims = agg.get("dimensions") if isinstance(agg, dict) else None
+        for dim, spec in dims.items() if isinstance(dims, dict) else ():
+            ops = {k: v for k, v in spec.items() if k != "column"} if isinstance(spec, dict) else {}
+            if len(ops) == 1:
+                specs.append((f"aggregates.{name}.dimensions.{dim}", ops))
+    problems = []
+    for path, spec in specs:
+        try:
+            parse_operator_spec(spec)
+        except OperatorError as exc:
+            problems.append(f"{path}: {exc}")
+    return problems
+
+
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
     """Parse and validate policy text (no database involved); raises PolicyError listing every problem."""
     try:
@@ -218,7 +245,7 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     try:
         policy = Policy.model_validate(raw)
     except ValidationError as exc:
-        raise PolicyError(_messages(exc), source=source) from None
+        raise PolicyError(_messages(exc) + _operator_problems(raw), source=source) from None
     return policy.model_copy(update={"source": source,
                                      "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()})
 

@@ -63,11 +63,16 @@ def test_policy_mistake_is_named_with_its_path(text, message):
 
 def test_every_mistake_is_reported_at_once():
     text = (GOOD.replace("version: 1", "version: 3").replace("for: 90d", "for: soon")
-            .replace("key_id: k2026", "key_id: 'has spaces'"))
+            .replace("key_id: k2026", "key_id: 'has spaces'")
+            .replace("full_name: {fake: name}", "full_name: {fake: nope}")
+            .replace("{column: email, email_domain: true}", "{column: email, email_domian: true}"))
     with pytest.raises(PolicyError) as info:
         parse_policy(text, source="p.yaml")
-    assert len(info.value.problems) == 3
-    assert "3 problems" in str(info.value)
+    assert len(info.value.problems) == 5, info.value.problems
+    assert "5 problems" in str(info.value)
+    assert "tables.accounts.columns.full_name: fake: unknown provider 'nope'" in str(info.value)
+    assert ("aggregates.registration_stats.dimensions.email_domain: unknown operator 'email_domian' (did you mean "
+            "'email_domain'?)") in str(info.value)
 
 
 @pytest.fixture
