@@ -282,7 +282,8 @@ def widen_to_text(engine: Engine, table: str, column: str) -> None:
             "SELECT character_maximum_length FROM information_schema.columns WHERE table_schema = current_schema()"
             " AND table_name = :t AND column_name = :c"), {"t": table, "c": column}).scalar()
         if limited is not None:
-            conn.execute(sa.text(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE text'))
+            quote = engine.dialect.identifier_preparer.quote
+            conn.execute(sa.text(f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(column)} TYPE text"))
 
 
 def key_text(column: sa.ColumnElement) -> sa.ColumnElement:
