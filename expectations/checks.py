@@ -47,7 +47,9 @@ class ColumnRules:
 
 @dataclass(frozen=True)
 class AggregateRules:
-    """An aggregate table: its count column sums to `expected_total`, and no group is below `min_group_size`."""
+    """An aggregate table: its count column sums to `expected_total`, no group is below `min_group_size`, and
+    its dimension columns keep `rules` (no email or IP address).
+    """
 
     table: str
     count_column: str
@@ -57,6 +59,7 @@ class AggregateRules:
     min_group_name: str
     query: str | None = None  # the table's rows as SQL, its name quoted; GX's table assets refuse names
     # such as `patient-stats` or `select` (TestConnectionError), which the policy allows
+    rules: tuple[ColumnRule, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,15 @@ def column_suite(scope: ColumnRules) -> gx.ExpectationSuite:
 
 
 def aggregate_suite(agg: AggregateRules) -> gx.ExpectationSuite:
-    """Totals equal the ledger's folds; every stored group has at least `min_group_size` members."""
+    """Totals equal the ledger's folds; every stored group has at least `min_group_size` members; the
+    dimensions keep their rules.
+    """
     suite = gx.ExpectationSuite(name=_suite_name(f"aggregate.{agg.table}"))
     suite.add_expectation(gxe.ExpectColumnSumToBeBetween(
         column=agg.count_column, min_value=agg.expected_total, max_value=agg.expected_total,
         meta={META_KEY: agg.total_name}))
     suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(
         column=agg.count_column, min_value=agg.min_group_size, meta={META_KEY: agg.min_group_name}))
+    for rule in agg.rules:
+        suite.add_expectation(_column_expectation(rule))
     return suite

@@ -137,29 +137,14 @@ def column_checks(ctx: RunContext) -> list[ColumnRules]:
     return out
 
 
-def aggregate_identifier_checks(ctx: RunContext) -> list[ColumnRules]:
-    """An aggregate keeps generalized values only: no text dimension may hold an email or an IP address (a
+def aggregate_checks(ctx: RunContext) -> tuple[list[AggregateRules], list[Outcome]]:
+    """Aggregate tables present in the store go to GX; a missing one can only be right if nothing was folded.
+
+    An aggregate keeps generalized values only: no text dimension may hold an email or an IP address (a
     dimension without an operator on `email` would keep every address after its account is gone). Plain
     dimensions hold values of any shape, so an address counts only as the whole value there
     (`AGGREGATE_PATTERNS`), and there is no phone check: a date or ZIP+4 code as text is a digit run too.
     """
-    out = []
-    existing = set(sa.inspect(ctx.store).get_table_names()) if ctx.policy.aggregates else set()
-    for name, agg in ctx.policy.aggregates.items():
-        if name not in existing:
-            continue
-        table = sa.Table(name, sa.MetaData(), autoload_with=ctx.store)
-        text = [d for d in agg.dimensions if d in table.c and column_kind(table.c[d]) == "text"]
-        rules = tuple(ColumnRule(f"aggregate.{name}.{dim}.{suffix}", dim, "not_match", regex=pattern)
-                      for dim in text for suffix, pattern in AGGREGATE_PATTERNS.items())
-        if rules:
-            scope = sa.select(*(table.c[d] for d in text)).select_from(table)
-            out.append(ColumnRules(f"aggregate.{name}.identifiers", _sql(ctx, scope), rules))
-    return out
-
-
-def aggregate_checks(ctx: RunContext) -> tuple[list[AggregateRules], list[Outcome]]:
-    """Aggregate tables present in the store go to GX; a missing one can only be right if nothing was folded."""
     if not ctx.policy.aggregates:
         return [], []
     with ctx.store.connect() as conn:
@@ -172,8 +157,13 @@ def aggregate_checks(ctx: RunContext) -> tuple[list[AggregateRules], list[Outcom
         if name not in existing:
             outcomes += [Outcome(total_name, expected == 0, expected), Outcome(min_name, True, 0)]
             continue
-        query = _sql(ctx, sa.select(sa.column(ROW_COUNT)).select_from(sa.table(name)))
-        specs.append(AggregateRules(name, ROW_COUNT, expected, agg.min_group_size, total_name, min_name, query))
+        table = sa.Table(name, sa.MetaData(), autoload_with=ctx.store)
+        text = [d for d in agg.dimensions if d in table.c and column_kind(table.c[d]) == "text"]
+        rules = tuple(ColumnRule(f"aggregate.{name}.{dim}.{suffix}", dim, "not_match", regex=pattern)
+                      for dim in text for suffix, pattern in AGGREGATE_PATTERNS.items())
+        query = _sql(ctx, sa.select(table.c[ROW_COUNT], *(table.c[d] for d in text)))
+        specs.append(AggregateRules(name, ROW_COUNT, expected, agg.min_group_size, total_name, min_name, query,
+                                    rules))
     return specs, outcomes
 
 
@@ -215,8 +205,7 @@ def run(ctx: RunContext) -> list[dict]:
 
     aggregates, missing = aggregate_checks(ctx)
     store_url = ctx.store.url.render_as_string(hide_password=False)
-    outcomes = validate.run(store_url, row_checks(ctx), column_checks(ctx) + aggregate_identifier_checks(ctx),
-                            aggregates)
+    outcomes = validate.run(store_url, row_checks(ctx), column_checks(ctx), aggregates)
     outcomes += missing + vault_checks(ctx) + [ledger_check(ctx)]
     failed = [o.name for o in outcomes if not o.success]
     if failed:
