@@ -21,7 +21,7 @@ from pipelines.durations import as_of_instant
 from pipelines.errors import InputError, PolicyError
 from pipelines.holds import Hold, load_active
 from pipelines.policy import Policy, load_policy
-from pipelines.schema_check import check_against_schema, tables_named
+from pipelines.schema_check import check_against_schema, tables_named, undated_text_columns
 from pipelines.secrets import SecretError, resolve
 from pipelines.workers import resolve_workers
 
@@ -100,6 +100,9 @@ def validate(policy: Policy, engine: Engine, context: OperatorContext | None) ->
     tables = stores.reflect(engine, tables_named(policy))
     aggregate_tables = stores.reflect(engine, list(policy.aggregates))
     problems, operators = check_against_schema(policy, tables, engine.dialect.name, context, aggregate_tables)
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            problems += undated_text_columns(policy, tables, conn)
     if problems:
         raise PolicyError(problems, source=policy.source)
     return tables, operators

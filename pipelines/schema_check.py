@@ -227,3 +227,28 @@ def _aggregate_table(problems: list[str], name: str, agg: Any, existing: sa.Tabl
         problems.append(f"aggregates.{name}: the store already has a table {name} with columns "
                         f"{_columns(existing)}, which is not this aggregate (its table has the columns "
                         f"{', '.join(expected)}); choose another name")
+
+
+DATE_SAMPLE = 100
+
+
+def undated_text_columns(policy: Policy, tables: dict[str, sa.Table], conn: sa.Connection) -> list[str]:
+    """On SQLite a retention or deletion timestamp may be a text column (ISO 8601 text is how SQLite keeps
+    dates). One whose values read as no date at all (`country` named by mistake) would let no row ever fall
+    due, silently: refused when none of the first `DATE_SAMPLE` non-NULL values reads as a date.
+    """
+    named = [(f"tables.{n}.retain.from", n, r.retain.from_column) for n, r in policy.tables.items() if r.retain]
+    if policy.subjects is not None:
+        named.append(("subjects.deleted_at", policy.subjects.table, policy.subjects.deleted_at))
+    problems = []
+    for path, name, col in named:
+        table = tables.get(name)
+        if table is None or col not in table.c or column_kind(table.c[col]) != "text":
+            continue
+        sample = sa.select(table.c[col].label("v")).where(table.c[col].is_not(None)).limit(DATE_SAMPLE).subquery()
+        seen, dated = conn.execute(sa.select(sa.func.count(), sa.func.count(sa.func.julianday(sample.c.v)))).one()
+        if seen and not dated:
+            problems.append(f"{path}: column {name}.{col} holds text that reads as no date (none of its first {seen} "
+                            "values); a retention or deletion timestamp must be a date, a timestamp or ISO 8601 "
+                            "text such as 2026-06-30 or 2026-06-30T12:00:00Z")
+    return problems

@@ -147,6 +147,37 @@ tables:
     assert rows["v4"]["who"] == "carol"                      # not yet due
 
 
+def test_a_sqlite_text_column_holding_no_dates_is_refused_as_a_retention_timestamp(sqlite_url, pseudonym_key,
+                                                                                    tmp_path):
+    """SQLite keeps dates as text, so a text `from` column is allowed there; one whose values read as no date
+    at all (a country named by mistake) would let nothing ever fall due. Refused up front, naming the column,
+    without quoting a value; once it holds dates, the same policy runs."""
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE visits (id TEXT PRIMARY KEY, country TEXT, seen TEXT)"))
+        conn.execute(sa.text("INSERT INTO visits VALUES ('v1', 'Sweden', NULL), ('v2', 'Chile', NULL), "
+                             "('v3', NULL, NULL)"))
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}\n"
+                      "tables:\n  visits: {key: id, retain: {for: 30d, from: country}, when_expired: erase}\n")
+    proc = lethe("run", "--policy", str(policy), "--store", sqlite_url, "--as-of", "2026-11-22",
+                 "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 2, proc.stderr
+    assert ("tables.visits.retain.from: column visits.country holds text that reads as no date (none of its first "
+            "2 values)") in proc.stderr
+    assert "Sweden" not in proc.stderr and len(_rows(sqlite_url, "visits", "id")) == 3
+
+    policy.write_text(policy.read_text().replace("from: country", "from: seen"))  # NULL only: nothing to judge
+    assert lethe("check", "--policy", str(policy), "--store", sqlite_url).returncode == 0
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE visits SET seen = '2026-01-01T10:00:00Z' WHERE id = 'v1'"))
+    engine.dispose()
+    ran = lethe("run", "--policy", str(policy), "--store", sqlite_url, "--as-of", "2026-11-22",
+                "--report-dir", str(tmp_path / "r"))
+    assert ran.returncode == 0, ran.stderr
+    assert set(_rows(sqlite_url, "visits", "id")) == {"v2", "v3"}
+
+
 def test_text_timestamps_on_postgresql_are_refused_up_front_naming_table_and_column(pg_url, pseudonym_key, tmp_path):
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
