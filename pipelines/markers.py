@@ -113,23 +113,17 @@ def unmark(conn: Connection, table_name: str, keys: Sequence[object]) -> None:
                                                ANONYMIZED.c.row_key.in_([str(k) for k in keys])))
 
 
-def forget_deleted(engine: Engine, table_name: str, table: sa.Table, key: str, size: int) -> int:
-    """Delete the markers of `table_name` rows that no longer exist (the application deleted them), one
-    transaction per `size` markers; returns how many. A marker holds its row's key as text, and a text key
-    may be a personal value (an email): once the row is gone, Lethe must not keep it. Each marker is one
-    probe of the table's key index, so callers limit this to text keys (`steps.prepare_store`).
+def forget_deleted(engine: Engine, table_name: str, table: sa.Table, key: str) -> int:
+    """Delete the markers of `table_name` rows that no longer exist (the application deleted them); returns
+    how many. A marker holds its row's key as text, and a text key may be a personal value (an email): once
+    the row is gone, Lethe must not keep it. One statement (an anti-join, which PostgreSQL hashes: 1M markers
+    in a fraction of a second, where ranges of them each re-read the table), usually deleting few rows; a
+    run killed meanwhile leaves it undone for the next. It reads every marker of the table, so callers limit
+    it to text keys (`steps.prepare_store`).
     """
     col = table.c[key]
     same = (key_text(col) == ANONYMIZED.c.row_key if isinstance(col.type, sa.types.NullType)
             else col == sa.cast(ANONYMIZED.c.row_key, col.type))  # the key bare: its index finds the row
-    gone = sa.not_(sa.exists().where(same))
-    forgotten = 0
-    for lo, hi in marker_ranges(engine, table_name, size):
-        where = [ANONYMIZED.c.table_name == table_name, gone]
-        if lo is not None:
-            where.append(ANONYMIZED.c.row_key > lo)
-        if hi is not None:
-            where.append(ANONYMIZED.c.row_key <= hi)
-        with engine.begin() as conn:
-            forgotten += conn.execute(ANONYMIZED.delete().where(*where)).rowcount
-    return forgotten
+    with engine.begin() as conn:
+        return conn.execute(ANONYMIZED.delete().where(ANONYMIZED.c.table_name == table_name,
+                                                      sa.not_(sa.exists().where(same)))).rowcount

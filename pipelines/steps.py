@@ -9,7 +9,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from pipelines import aggregates, ledger, markers, tombstones
-from pipelines.apply import DEFAULT_CHUNK, apply_table, key_bounds
+from pipelines.apply import apply_table, key_bounds
 from pipelines.context import RunContext
 from pipelines.discovery import count_due, predicates
 from pipelines.errors import step
@@ -33,7 +33,7 @@ def prepare_store(ctx: RunContext) -> None:
         table = ctx.tables[name]
         if rule.anonymizes and column_kind(table.c[rule.key]) == "text":
             with step("prepare", name):
-                markers.forget_deleted(ctx.store, name, table, rule.key, DEFAULT_CHUNK)
+                markers.forget_deleted(ctx.store, name, table, rule.key)
 
 
 def plan(ctx: RunContext) -> dict[str, dict[str, int]]:
