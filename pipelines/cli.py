@@ -127,6 +127,7 @@ def _print_summary(rep: dict) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from pipelines import key_ids
     from pipelines import store as stores
     from pipelines.context import operator_context, validate
     from pipelines.policy import load_policy
@@ -142,6 +143,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     engine = stores.reach(stores.connect(url), url)
     try:
         validate(policy, engine, context)
+        if context is not None:
+            key_ids.check(engine, context.key_id, context.key)
     except InputError as exc:
         problems.extend(exc.problems)
     finally:

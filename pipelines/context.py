@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from anonymizers import OperatorContext, OperatorError
+from pipelines import key_ids
 from pipelines import store as stores
 from pipelines.durations import as_of_instant
 from pipelines.errors import InputError, PolicyError
@@ -126,6 +127,7 @@ def build(policy_path: str | Path, as_of: dt.date, *, dry_run: bool = False, sto
             raise
     try:
         tables, operators = validate(policy, engine, context)
+        key_ids.check(engine, context.key_id, context.key, source=policy.source)
         now = now or dt.datetime.now(dt.UTC)
         holds: list[Hold] = []
         if policy.legal_holds:

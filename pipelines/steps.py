@@ -8,7 +8,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from pipelines import aggregates, ledger, markers, tombstones
+from pipelines import aggregates, key_ids, ledger, markers, tombstones
 from pipelines.apply import apply_table, key_bounds
 from pipelines.context import RunContext
 from pipelines.discovery import count_due, predicates
@@ -29,6 +29,7 @@ def prepare_store(ctx: RunContext) -> None:
         markers.ensure(ctx.store)
         ledger.ensure(ctx.store)
         tombstones.ensure(ctx.store)
+        key_ids.record(ctx.store, ctx.policy.pseudonymization.key_id, ctx.key, ctx.run_id)
     for name, rule in ctx.policy.tables.items():
         table = ctx.tables[name]
         if rule.anonymizes and column_kind(table.c[rule.key]) == "text":

@@ -250,3 +250,32 @@ def test_a_store_url_of_an_unknown_dialect_is_bad_input_not_a_traceback(tmp_path
     assert proc.returncode == 2, proc.stderr
     assert "the store URL names an unknown database dialect or driver 'mysqlx'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_new_key_under_an_old_key_id_is_refused_and_a_new_key_id_runs(seeded_store, tmp_path):
+    """Rotating the key means a new key_id (tokens carry it): a new secret under the old id would mix two
+    keys' tokens under one id, the same value getting two tokens nobody can tell apart. Refused up front.
+    """
+    reports, vault = str(tmp_path / "r"), f"sqlite:///{tmp_path / 'vault.db'}"
+    first = lethe("run", "--policy", str(REFERENCE_POLICY), "--store", seeded_store, "--as-of", "2026-06-30",
+                  "--report-dir", reports, "--vault", vault)
+    assert first.returncode == 0, first.stderr
+    new_key = "ab" * 32
+    before = snapshot(seeded_store)
+    for command in (["run", "--as-of", "2026-11-22", "--report-dir", reports, "--vault", vault], ["check"]):
+        proc = lethe(command[0], "--policy", str(REFERENCE_POLICY), "--store", seeded_store, *command[1:],
+                     env={"LETHE_PSEUDONYM_KEY": new_key})
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "pseudonymization.key_id" in proc.stderr and "new key_id" in proc.stderr
+        assert new_key not in proc.stderr
+    assert snapshot(seeded_store) == before
+    rotated = tmp_path / "rotated.yaml"
+    old_id = "key_id: k2026"
+    assert old_id in GOOD
+    rotated.write_text(GOOD.replace(old_id, "key_id: k2027"))
+    proc = lethe("run", "--policy", str(rotated), "--store", seeded_store, "--as-of", "2026-11-22",
+                 "--report-dir", reports, "--vault", vault, env={"LETHE_PSEUDONYM_KEY": new_key})
+    assert proc.returncode == 0, proc.stderr
+    again = lethe("run", "--policy", str(REFERENCE_POLICY), "--store", seeded_store, "--as-of", "2026-11-22",
+                  "--report-dir", reports, "--vault", vault)  # the old key under its own id is still accepted
+    assert again.returncode == 0, again.stderr
