@@ -127,3 +127,21 @@ def forget_deleted(engine: Engine, table_name: str, table: sa.Table, key: str) -
     with engine.begin() as conn:
         return conn.execute(ANONYMIZED.delete().where(ANONYMIZED.c.table_name == table_name,
                                                       sa.not_(sa.exists().where(same)))).rowcount
+
+
+def other_tables(engine: Engine, named: set[str]) -> list[str]:
+    """Tables with markers that `named` (a policy's tables) does not name: tables taken out of the policy, or
+    another policy's. One index probe per such table (the markers' primary key starts with the table name),
+    never a scan of the markers. Vault releases' own markers (`released:<table>`) are not tables.
+    """
+    out, after = [], None
+    with engine.connect() as conn:
+        while True:
+            query = sa.select(sa.func.min(ANONYMIZED.c.table_name))
+            if after is not None:
+                query = query.where(ANONYMIZED.c.table_name > after)
+            after = conn.execute(query).scalar()
+            if after is None:
+                return out
+            if after not in named and not after.startswith("released:"):
+                out.append(after)

@@ -9,6 +9,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from pipelines import aggregates, key_ids, ledger, markers, tombstones
+from pipelines import store as stores
 from pipelines.apply import apply_table, key_bounds
 from pipelines.context import RunContext
 from pipelines.discovery import count_due, predicates
@@ -32,9 +33,18 @@ def prepare_store(ctx: RunContext) -> None:
         key_ids.record(ctx.store, ctx.policy.pseudonymization.key_id, ctx.key, ctx.run_id)
     for name, rule in ctx.policy.tables.items():
         table = ctx.tables[name]
-        if rule.anonymizes and column_kind(table.c[rule.key]) == "text":
+        if column_kind(table.c[rule.key]) == "text":  # also once the table no longer anonymizes
             with step("prepare", name):
                 markers.forget_deleted(ctx.store, name, table, rule.key)
+    # A table taken out of the policy (or another policy's) keeps markers, and a text key may be an email:
+    # those of its rows deleted since are forgotten here too. Markers of a table missing from the store stay
+    # (a table renamed for a migration comes back; forgetting them would anonymize and fold its rows again).
+    for name in markers.other_tables(ctx.store, set(ctx.policy.tables)):
+        table = stores.reflect(ctx.store, [name]).get(name)
+        key = list(table.primary_key.columns) if table is not None else []
+        if len(key) == 1 and column_kind(key[0]) == "text":
+            with step("prepare", name):
+                markers.forget_deleted(ctx.store, name, table, key[0].name)
 
 
 def plan(ctx: RunContext) -> dict[str, dict[str, int]]:

@@ -407,6 +407,36 @@ def test_personal_text_keys_of_deleted_rows_leave_lethes_tables_and_long_keys_wo
     assert "ann@example.org" not in dumped
 
 
+@pytest.mark.parametrize("later", ["taken out of the policy", "erased instead"])
+def test_email_keys_of_deleted_rows_leave_the_markers_after_the_table_leaves_the_policy_or_stops_anonymizing(
+        store_url, pseudonym_key, tmp_path, later):
+    """Markers hold text keys (emails) of anonymized rows. Once the table is taken out of the policy, or no
+    longer anonymizes, the rows the application deletes afterwards must still leave Lethe's tables: the
+    promise "Lethe keeps no personal value the store no longer has" does not end with a policy change."""
+    first = _run_on_one_row(store_url, tmp_path, "members (email VARCHAR(400) PRIMARY KEY, name TEXT, joined DATE)",
+                            "('ann@example.org', 'Ann', '2001-01-01'), ('bo@example.org', 'Bo', '2001-01-01')",
+                            "{key: email, retain: {for: 1y, from: joined}, when_expired: anonymize, "
+                            "columns: {name: redact}}")
+    assert first.returncode == 0, first.stderr
+    assert set(_rows(store_url, "lethe_anonymized", "row_key")) == {"ann@example.org", "bo@example.org"}
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE notes (id INTEGER PRIMARY KEY, at DATE)"))
+        conn.execute(sa.text("DELETE FROM members WHERE email = 'ann@example.org'"))
+    engine.dispose()
+    policy = tmp_path / "p2.yaml"
+    rule = ("members: {key: email, retain: {for: 50y, from: joined}, when_expired: erase}"
+            if later == "erased instead" else "notes: {key: id, retain: {for: 1y, from: at}, when_expired: erase}")
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}\n"
+                      f"tables:\n  {rule}\n")
+
+    again = lethe("run", "--policy", str(policy), "--store", store_url, "--as-of", "2026-11-22",
+                  "--report-dir", str(tmp_path / "r"))
+
+    assert again.returncode == 0, again.stderr
+    assert set(_rows(store_url, "lethe_anonymized", "row_key")) == {"bo@example.org"}  # the live row's stays
+
+
 def test_postgresql_only_types_cross_to_a_sqlite_vault_and_back(pg_url, pseudonym_key, tmp_path):
     """inet, cidr, arrays and jsonb have no SQLite form: the vault keeps them as text and JSON, copies
     verify, and released rows return with their PostgreSQL types."""
