@@ -226,7 +226,22 @@ def _aggregate_table(problems: list[str], name: str, agg: Any, existing: sa.Tabl
     if sorted(existing.c.keys()) != sorted(expected):
         problems.append(f"aggregates.{name}: the store already has a table {name} with columns "
                         f"{_columns(existing)}, which is not this aggregate (its table has the columns "
-                        f"{', '.join(expected)}); choose another name")
+                        f"{', '.join(expected)}); choose another name (the old table keeps the counts folded so "
+                        "far, the new one starts empty), or alter the table to these columns")
+        return
+    # Folding adds a group per new combination of dimension values: a unique key over only some of the
+    # dimensions (a table altered by hand to add one) refuses those rows part-way through every run.
+    dims = set(agg.dimensions)
+    keys = [{c.name for c in k.columns} for k in existing.constraints
+            if isinstance(k, sa.UniqueConstraint | sa.PrimaryKeyConstraint) and len(k.columns)]
+    keys += [{c.name for c in i.columns} for i in existing.indexes if i.unique]
+    for key in keys:
+        if not dims <= key:
+            problems.append(f"aggregates.{name}: the store's table {name} has a unique key over "
+                            f"{', '.join(sorted(key))} only, so folding would fail part-way as soon as two groups "
+                            f"differ in {', '.join(sorted(dims - key))}; its unique key must cover every dimension "
+                            f"({', '.join(agg.dimensions)}): rebuild it with one, or choose another name")
+            return
 
 
 DATE_SAMPLE = 100

@@ -108,3 +108,36 @@ def test_an_aggregate_dimension_keeping_raw_emails_fails_verification(seeded, tm
     assert checks["aggregate.registration_stats.ip_prefix.no_ip"]["success"]  # networks, not addresses
     assert result.status == "failed" and result.exit_code == 1
     assert "@" not in (tmp_path / "r").joinpath(result.report_path.name).read_text()
+
+
+def test_a_dimension_added_by_altering_the_table_without_its_unique_key_is_refused_up_front(seeded, tmp_path):
+    """Adding a dimension to a live aggregate: the store's table (created with a unique key over the old
+    dimensions) is refused with "choose another name"; the natural next step, ALTER TABLE ... ADD COLUMN,
+    passed `lethe check` and then failed every run part-way on the unique key (exit 3, the subjects table
+    never processed). Refused up front instead, naming the key and the fix; nothing is written."""
+    import sqlalchemy as sa
+
+    from tests.support.stores import snapshot
+
+    store, vault, policy = seeded
+    first = lethe("run", "--policy", str(policy), "--as-of", AS_OF.isoformat(), "--store", store, "--vault", vault,
+                  "--report-dir", str(tmp_path / "r"))
+    assert first.returncode == 0, first.stderr
+    added = tmp_path / "added.yaml"
+    old = "      signup_channel: {column: signup_channel}\n"
+    text = policy.read_text()
+    assert old in text
+    added.write_text(text.replace(old, old + "      month: {column: created_at, generalize_date: month}\n"))
+    engine = sa.create_engine(store)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE registration_stats ADD COLUMN month TIMESTAMP"))
+    engine.dispose()
+    before = snapshot(store)
+    check = lethe("check", "--policy", str(added), "--store", store)
+    again = lethe("run", "--policy", str(added), "--as-of", (AS_OF + dt.timedelta(days=60)).isoformat(),
+                  "--store", store, "--vault", vault, "--report-dir", str(tmp_path / "r"))
+    for proc in (check, again):
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "the store's table registration_stats has a unique key over" in proc.stderr
+        assert "must cover every dimension" in proc.stderr
+    assert snapshot(store) == before
