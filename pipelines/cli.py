@@ -124,6 +124,8 @@ def _print_summary(rep: dict) -> None:
     failed = [e["name"] for e in rep.get("expectations", []) if not e["success"]]
     if failed:
         print(f"failed expectations: {', '.join(failed)}", file=sys.stderr)
+    for hint in rep.get("hints", []):
+        print(f"hint: {hint}", file=sys.stderr)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

@@ -12,6 +12,30 @@ from pathlib import Path
 from pipelines.errors import InputError
 
 
+def form_hints(expectations: list[dict], operators: dict[str, dict]) -> list[str]:
+    """What to do about failed form checks (`form.T.C...`), for the engineer reading the run's output.
+
+    The usual cause of a form check that fails run after run is a policy change: an operator added for a
+    column that was kept, or an operator's parameters changed, after rows were anonymized. Lethe anonymizes
+    a row once and re-checks every anonymized row against the current operators, so those rows fail until
+    they are brought into line. Names of tables and columns only: never a value.
+    """
+    failed = {e.get("name", "") for e in expectations if not e.get("success")}
+    out = []
+    for table, columns in operators.items():
+        for column in columns:
+            base = f"form.{table}.{column}"
+            if any(n == base or n.startswith(base + ".") for n in failed):
+                out.append(
+                    f"{base}: every row Lethe ever anonymized in {table} is checked against the policy's current "
+                    f"operator for {column}, and a row is anonymized only once. If that operator was added or "
+                    "changed after rows were anonymized, those rows keep the values of the old policy and fail "
+                    "this check on every run: revert the change, or bring those rows into line (their keys are "
+                    f"the row_key of lethe_anonymized where table_name = '{table}'). If the policy did not "
+                    "change, a value was altered after Lethe anonymized it.")
+    return out
+
+
 def safe_path(report_dir: Path, run_id: str, suffix: str) -> Path:
     """A file inside the report directory; a run id cannot climb out of it."""
     name = f"{run_id}{suffix}"

@@ -89,6 +89,11 @@ def assemble(ctx: RunContext, *, started_at: str, planned: dict, moved: dict, re
         "holds": holds,
         "pending_subjects": pending,
     }
+    hints = report.form_hints(expectations, ctx.operators)
+    if hints:
+        out["hints"] = hints
+        for hint in hints:
+            log.warning("%s", hint)
     if error:
         out["error"] = error
     return out

@@ -279,3 +279,29 @@ def test_a_new_key_under_an_old_key_id_is_refused_and_a_new_key_id_runs(seeded_s
     again = lethe("run", "--policy", str(REFERENCE_POLICY), "--store", seeded_store, "--as-of", "2026-11-22",
                   "--report-dir", reports, "--vault", vault)  # the old key under its own id is still accepted
     assert again.returncode == 0, again.stderr
+
+
+def test_an_operator_added_after_rows_were_anonymized_fails_verification_saying_why_and_what_to_do(
+        seeded_store, tmp_path):
+    """Lethe anonymizes a row once and re-checks every anonymized row against the current operators, so an
+    operator added for a kept column (or changed) fails the form check on every later run. The failure says
+    so, and what to do, on stderr and in the report's `hints` (names only, no value)."""
+    import json
+
+    vault = f"sqlite:///{tmp_path / 'vault.db'}"
+    first = lethe("run", "--policy", str(REFERENCE_POLICY), "--store", seeded_store, "--vault", vault,
+                  "--as-of", "2026-11-22", "--report-dir", str(tmp_path / "r1"))
+    assert first.returncode == 0, first.stderr
+    changed = tmp_path / "changed.yaml"
+    old = "      phone: {mask: {keep_last: 2}}\n"
+    assert old in GOOD
+    changed.write_text(GOOD.replace(old, old + '      signup_channel: {redact: {with: "x"}}\n', 1))
+    again = lethe("run", "--policy", str(changed), "--store", seeded_store, "--vault", vault,
+                  "--as-of", "2026-11-22", "--report-dir", str(tmp_path / "r2"))
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "failed expectations: form.accounts.signup_channel" in again.stderr
+    assert "hint: form.accounts.signup_channel: every row Lethe ever anonymized in accounts" in again.stderr
+    assert "revert the change, or bring those rows into line" in again.stderr
+    rep = json.loads(next((tmp_path / "r2").glob("*.json")).read_text())
+    assert len(rep["hints"]) == 1 and rep["hints"][0].startswith("form.accounts.signup_channel:")
+    assert "hints" not in json.loads(next((tmp_path / "r1").glob("*.json")).read_text())
