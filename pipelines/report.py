@@ -13,7 +13,8 @@ from pipelines.errors import InputError
 
 
 def form_hints(expectations: list[dict], operators: dict[str, dict]) -> list[str]:
-    """What to do about failed form checks (`form.T.C...`), for the engineer reading the run's output.
+    """What to do about failed form checks (`form.T.C...`) and aggregate totals, for the engineer reading the
+    run's output.
 
     The usual cause of a form check that fails run after run is a policy change: an operator added for a
     column that was kept, or an operator's parameters changed, after rows were anonymized. Lethe anonymizes
@@ -33,6 +34,12 @@ def form_hints(expectations: list[dict], operators: dict[str, dict]) -> list[str
                     "this check on every run: revert the change, or bring those rows into line (their keys are "
                     f"the row_key of lethe_anonymized where table_name = '{table}'). If the policy did not "
                     "change, a value was altered after Lethe anonymized it.")
+    for name in sorted(n[len("aggregate."):-len(".total")] for n in failed
+                       if n.startswith("aggregate.") and n.endswith(".total")):
+        out.append(
+            f"aggregate.{name}.total: the counts in table {name} do not add up to the folds the ledger records "
+            "for it (the ledger is append-only). If the table was dropped, emptied or edited on purpose, give the "
+            "aggregate a new name in the policy: a new name's folds count from zero. Otherwise restore the table.")
     return out
 
 

@@ -305,3 +305,15 @@ def test_an_operator_added_after_rows_were_anonymized_fails_verification_saying_
     rep = json.loads(next((tmp_path / "r2").glob("*.json")).read_text())
     assert len(rep["hints"]) == 1 and rep["hints"][0].startswith("form.accounts.signup_channel:")
     assert "hints" not in json.loads(next((tmp_path / "r1").glob("*.json")).read_text())
+
+
+def test_hints_name_only_the_failed_form_and_aggregate_total_checks():
+    from pipelines.report import form_hints
+
+    expectations = [{"name": "form.accounts.phone.no_phone", "success": False, "unexpected_count": 3},
+                    {"name": "form.accounts.email", "success": True, "unexpected_count": 0},
+                    {"name": "aggregate.registration_stats.total", "success": False, "unexpected_count": 1},
+                    {"name": "aggregate.registration_stats.min_group_size", "success": False, "unexpected_count": 2}]
+    hints = form_hints(expectations, {"accounts": {"email": object(), "phone": object()}})
+    assert [h.split(":")[0] for h in hints] == ["form.accounts.phone", "aggregate.registration_stats.total"]
+    assert "give the aggregate a new name" in hints[1]
