@@ -23,6 +23,11 @@ def ensure_key_file(path: Path) -> None:
         fh.write(secrets.token_hex(32) + "\n")
 
 
+def _remove_sqlite(path: Path) -> None:
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        part.unlink(missing_ok=True)
+
+
 def demo(policy_path: Path = POLICY, report_dir: str = "reports") -> int:
     from pipelines.runner import run
     from pipelines.seed import seed
@@ -34,8 +39,11 @@ def demo(policy_path: Path = POLICY, report_dir: str = "reports") -> int:
     today = dt.datetime.now(dt.UTC).date()
     store = os.environ.get("LETHE_STORE_URL") or policy.store
     vault = os.environ.get("LETHE_VAULT_URL") or policy.vault
-    if vault and vault.startswith("sqlite:///"):
-        Path(vault.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    # A fresh embedded store and vault each time: re-seeding alone would keep Lethe's markers, tombstones and
+    # ledger of the last demo, which would take the new rows (same keys) for ones already anonymized.
+    for url in (store, vault):
+        if url and url.startswith("sqlite:///"):
+            _remove_sqlite(Path(url.removeprefix("sqlite:///")))
     counts = seed(store, rows=DEMO_ROWS, seed=0, as_of=today, replace=True)
     print(f"seeded {sum(counts.values())} rows into {store}")
     result = run(policy_path, today, report_dir=report_dir, store=store, vault=vault)
