@@ -36,7 +36,7 @@ def read_yaml(text: str) -> object:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
         raise ValueError(f"the file is larger than {MAX_POLICY_BYTES} bytes; a policy is a short YAML file")
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader derives from SafeLoader
+        loaded = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader derives from SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -44,3 +44,25 @@ def read_yaml(text: str) -> object:
         raise ValueError(f"not valid YAML{where}: {problem}") from None
     except RecursionError:
         raise ValueError("not valid YAML: nested too deeply") from None
+    _check_unicode(loaded)
+    return loaded
+
+
+def _check_unicode(node: object) -> None:
+    """A double-quoted string may spell a lone surrogate (a backslash, u, d800): valid YAML, but no database
+    can store it (a fill value failed the chunk's UPDATE part-way), so the policy is refused.
+    """
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("the policy holds text that is not valid Unicode (an escaped lone surrogate "
+                                 "such as \\ud800); write the characters themselves") from None

@@ -50,6 +50,9 @@ def _with(text: str) -> str:
     (GOOD.replace("from: accounts", "from: users"), "aggregates.registration_stats.from: 'users' is not a table"),
     # absurd durations are refused
     (GOOD.replace("for: 90d", "for: 999999y"), "longer than the largest allowed"),
+    # an escaped lone surrogate is valid YAML but no database can store it (a fill value failed mid-run)
+    (GOOD.replace('password_hash: {redact: {with: "[redacted]"}}', 'password_hash: {redact: {with: "x\\ud800"}}'),
+     "not valid Unicode"),
     # an aggregate folded from a table whose rows never fall due would never count anything
     (GOOD.replace("when_subject_deleted: anonymize", "when_subject_deleted: keep", 1),
      "aggregates.registration_stats.from: no row of 'accounts' ever falls due"),
