@@ -52,9 +52,13 @@ def _check_unicode(node: object) -> None:
     """A double-quoted string may spell a lone surrogate (a backslash, u, d800): valid YAML, but no database
     can store it (a fill value failed the chunk's UPDATE part-way), so the policy is refused.
     """
-    stack = [node]
+    stack, seen = [node], set()
     while stack:
         item = stack.pop()
+        if isinstance(item, dict | list):
+            if id(item) in seen:  # an alias of itself (`a: &x [*x]`): walked once
+                continue
+            seen.add(id(item))
         if isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
