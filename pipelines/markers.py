@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipelines.store import in_key_texts, key_in, key_ranges, key_text, widen_to_text
+from pipelines.store import in_key_texts, key_in, key_ranges, key_text
 
 _meta = sa.MetaData()
 ANONYMIZED = sa.Table(
@@ -25,7 +25,6 @@ ANONYMIZED = sa.Table(
 
 def ensure(engine: Engine) -> None:
     _meta.create_all(engine, tables=[ANONYMIZED])
-    widen_to_text(engine, ANONYMIZED.name, "row_key")
 
 
 def exists(engine: Engine) -> bool:

@@ -30,6 +30,9 @@ def prepare_store(ctx: RunContext) -> None:
         markers.ensure(ctx.store)
         ledger.ensure(ctx.store)
         tombstones.ensure(ctx.store)
+        # once a run, not in every `ensure` (called per table and per DAG partition)
+        stores.widen_to_text(ctx.store, markers.ANONYMIZED.name, "row_key")
+        stores.widen_to_text(ctx.store, tombstones.TOMBSTONES.name, "subject_key")
         key_ids.record(ctx.store, ctx.policy.pseudonymization.key_id, ctx.key, ctx.run_id)
     for name, rule in ctx.policy.tables.items():
         table = ctx.tables[name]

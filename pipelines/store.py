@@ -25,13 +25,19 @@ def resolve_url(flag: str | None, env_var: str, from_policy: str | None, what: s
     url = flag or os.environ.get(env_var) or from_policy
     if not url:
         raise InputError(f"no {what} URL: give --{what}, set {env_var} or put `{what}:` in the policy")
+    parse_url(url, what)
+    return url
+
+
+def parse_url(url: str, what: str) -> URL:
+    """The URL parsed, or InputError: not a SQLAlchemy URL, or a dialect or driver SQLAlchemy cannot load."""
     try:
         parsed = make_url(url)
     except Exception:
         raise InputError(f"the {what} URL is not a SQLAlchemy URL (dialect+driver://user:pass@host/db "
                          f"or sqlite:///path)") from None
     _check_dialect(parsed, what)
-    return url
+    return parsed
 
 
 def redacted(url: str) -> str:
@@ -104,12 +110,7 @@ def check_vault(vault_url: str, store_url: str, store: Engine | None = None) -> 
     store itself (held rows must leave the store), a server that does not answer, or a SQLite file that
     cannot be created. Only reads: a SQLite vault that does not exist yet is created by the first move.
     """
-    try:
-        vault = make_url(vault_url)
-    except Exception:
-        raise InputError("the vault URL is not a SQLAlchemy URL (dialect+driver://user:pass@host/db "
-                         "or sqlite:///path)") from None
-    _check_dialect(vault, "vault")
+    vault = parse_url(vault_url, "vault")
     if _same_database(vault, make_url(store_url)):
         raise InputError(f"the vault URL {redacted(vault_url)} names the store itself; data under legal hold "
                          "must move to a separate database: give another --vault, LETHE_VAULT_URL or `vault:`")
@@ -129,7 +130,8 @@ def check_vault(vault_url: str, store_url: str, store: Engine | None = None) -> 
     engine = connect(vault_url, writer=False)
     try:
         reach(engine, vault_url, "vault")
-        if store is not None and _identity(engine) is not None and _identity(engine) == _identity(store):
+        reached = _identity(engine) if store is not None else None
+        if reached is not None and reached == _identity(store):
             raise InputError(f"the vault URL {redacted(vault_url)} reaches the store's own database (another "
                              "spelling of its host or user); data under legal hold must move to a separate "
                              "database: give another --vault, LETHE_VAULT_URL or `vault:`")

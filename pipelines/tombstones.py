@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from pipelines.context import RunContext
-from pipelines.store import in_key_texts, key_text, widen_to_text
+from pipelines.store import in_key_texts, key_text
 from pipelines.timestamps import as_utc, at_or_before
 
 _meta = sa.MetaData()
@@ -38,7 +38,6 @@ _COLUMNS = ["subject_key", "deleted_at", "run_id"]
 
 def ensure(engine: Engine) -> None:
     _meta.create_all(engine, tables=[TOMBSTONES])
-    widen_to_text(engine, TOMBSTONES.name, "subject_key")
 
 
 def exists(engine: Engine) -> bool:

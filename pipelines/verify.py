@@ -39,7 +39,7 @@ from pipelines.aggregates import ROW_COUNT
 from pipelines.context import RunContext
 from pipelines.discovery import predicates
 from pipelines.holds import PROVENANCE
-from pipelines.store import column_kind
+from pipelines.store import column_kind, reflect
 from pipelines.vault import checksum, existing_vault_table
 
 log = logging.getLogger("lethe.verify")
@@ -149,7 +149,7 @@ def aggregate_checks(ctx: RunContext) -> tuple[list[AggregateRules], list[Outcom
         return [], []
     with ctx.store.connect() as conn:
         totals = ledger.folded_totals(conn) if sa.inspect(conn).has_table(ledger.LEDGER.name) else {}
-        existing = set(sa.inspect(conn).get_table_names())
+    existing = reflect(ctx.store, list(ctx.policy.aggregates))
     specs, outcomes = [], []
     for name, agg in ctx.policy.aggregates.items():
         expected = totals.get(name, 0)
@@ -157,7 +157,7 @@ def aggregate_checks(ctx: RunContext) -> tuple[list[AggregateRules], list[Outcom
         if name not in existing:
             outcomes += [Outcome(total_name, expected == 0, expected), Outcome(min_name, True, 0)]
             continue
-        table = sa.Table(name, sa.MetaData(), autoload_with=ctx.store)
+        table = existing[name]
         text = [d for d in agg.dimensions if d in table.c and column_kind(table.c[d]) == "text"]
         rules = tuple(ColumnRule(f"aggregate.{name}.{dim}.{suffix}", dim, "not_match", regex=pattern)
                       for dim in text for suffix, pattern in AGGREGATE_PATTERNS.items())
