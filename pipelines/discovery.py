@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from pipelines import markers, tombstones
 from pipelines.context import RunContext
 from pipelines.holds import held_predicate
-from pipelines.store import in_key_texts, key_text
+from pipelines.store import comparable, in_key_texts, key_text
 from pipelines.timestamps import at_or_before
 
 _NEVER = sa.false()
@@ -98,6 +98,11 @@ def predicates(ctx: RunContext, name: str, table: sa.Table | None = None,
             s = ctx.policy.subjects
             in_deleted = at_or_before(table.c[s.deleted_at], s.erase_after.before(ctx.instant), ctx.dialect)
         else:
+            ids = deleted.selected_columns[0]
+            if not comparable(subject, ids):
+                # an id kept as text here and as a number or UUID in the subjects table (or the other way
+                # round): compared as text, as legal holds compare it, the tombstones' and vault's too
+                subject, deleted = key_text(subject), deleted.with_only_columns(key_text(ids))
             in_deleted = subject.in_(deleted.scalar_subquery())
             vaulted = vaulted_deleted_subjects(ctx)
             if vaulted:

@@ -248,6 +248,15 @@ def column_kind(column: sa.Column) -> str:
     return "other"
 
 
+def comparable(a: sa.ColumnElement, b: sa.ColumnElement) -> bool:
+    """Whether two columns' values compare as they are: the same kind, or both numbers. PostgreSQL has no
+    operator between text and a number or a UUID (an id kept as text in one table and as BIGINT in another).
+    """
+    numbers = {"integer", "float"}
+    kinds = {column_kind(a), column_kind(b)}
+    return len(kinds) == 1 or kinds <= numbers
+
+
 def key_in(column: sa.ColumnElement, keys: Sequence[object]) -> sa.ColumnElement[bool]:
     """`column IN keys` with the whole list as ONE bound parameter where the dialect allows it.
 
