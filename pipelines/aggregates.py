@@ -8,6 +8,7 @@ once across re-runs, crashes and backfills. The table holds generalized dimensio
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,8 +42,19 @@ def table_for(name: str, agg: Aggregate, source: sa.Table) -> sa.Table:
     dims = [sa.Column(d, _dimension_type(source, spec), nullable=True) for d, spec in agg.dimensions.items()]
     return sa.Table(
         name, meta, *dims, sa.Column(ROW_COUNT, sa.BigInteger, nullable=False),
-        sa.UniqueConstraint(*agg.dimensions, name=f"{name}_dims_uq"[:63], postgresql_nulls_not_distinct=True),
+        sa.UniqueConstraint(*agg.dimensions, name=unique_key_name(name), postgresql_nulls_not_distinct=True),
     )
+
+
+def unique_key_name(name: str) -> str:
+    """The name of an aggregate table's unique key (and, on PostgreSQL, of its index, which shares the table's
+    namespace): `<name>_dims_uq` where that fits in PostgreSQL's 63 bytes, else one derived from a digest of the
+    name. Cut short to 63 characters, a 63-character table's key had the table's own name (DuplicateTable).
+    """
+    full = f"{name}_dims_uq"
+    if len(full.encode()) <= 63:
+        return full
+    return f"lethe_dims_uq_{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
 def ensure(engine: Engine, name: str, agg: Aggregate, source: sa.Table) -> sa.Table:

@@ -1,0 +1,64 @@
+"""Names the reference schema does not have: long ones near PostgreSQL's 63-byte limit, non-ASCII ones, and
+the names Lethe derives from them for its own objects."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support.stores import lethe, snapshot
+
+AS_OF = "2026-06-01"
+
+
+def _accounts(url: str) -> None:
+    """Three accounts deleted long ago (two in DE, one in FR) and one live one."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE accounts (id INTEGER PRIMARY KEY, country TEXT, deleted TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO accounts VALUES (1, 'DE', :d), (2, 'DE', :d), (3, 'FR', :d), "
+                             "(4, 'FR', NULL)"), {"d": dt.datetime(2025, 1, 1)})
+    engine.dispose()
+
+
+def _policy(tmp_path, aggregate: str, dimension: str = "country"):
+    path = tmp_path / "p.yaml"
+    path.write_text(f"""version: 1
+pseudonymization: {{key: env:LETHE_PSEUDONYM_KEY, key_id: w1}}
+subjects: {{table: accounts, id: id, deleted_at: deleted, erase_after: 30d}}
+tables:
+  accounts: {{key: id, subject: id, when_subject_deleted: erase}}
+aggregates:
+  "{aggregate}":
+    from: accounts
+    dimensions: {{"{dimension}": {{column: country}}}}
+    min_group_size: 1
+""")
+    return path
+
+
+def _run(policy, url: str, tmp_path, as_of: str = AS_OF):
+    return lethe("run", "--policy", str(policy), "--as-of", as_of, "--store", url, "--report-dir", str(tmp_path / "r"))
+
+
+@pytest.mark.parametrize("name", [
+    "a" * 50 + "_registration",     # 63 ASCII characters: its unique key cut to 63 was the table's own name
+    "stäts_" + "ü" * 28,            # 63 bytes in 34 characters: PostgreSQL counts bytes, and cut the key the same
+])
+def test_an_aggregate_with_a_name_of_63_bytes_is_created_and_folded_into_run_after_run(store_url, pseudonym_key,
+                                                                                      tmp_path, name):
+    """PostgreSQL keeps 63 bytes of a name. The aggregate's unique key was named `<name>_dims_uq` cut to 63
+    characters, here the table's own name: every run failed part-way (DuplicateTable, exit 3)."""
+    assert len(name.encode()) == 63
+    _accounts(store_url)
+    policy = _policy(tmp_path, name)
+
+    first = _run(policy, store_url, tmp_path)
+    later = _run(policy, store_url, tmp_path, "2026-07-01")
+
+    assert first.returncode == 0, first.stderr
+    assert later.returncode == 0, later.stderr
+    counts = snapshot(store_url, [name])[name]
+    assert counts == [("DE", 2), ("FR", 1)]
