@@ -193,6 +193,7 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
                 problems.append(f"legal_holds.table: {table.name} lacks column(s) {', '.join(missing)}; "
                                 f"a legal-holds table has {', '.join(HOLD_COLUMNS)}")
     for agg_name, agg in policy.aggregates.items():
+        _aggregate_names(problems, agg_name, agg, dialect)
         _aggregate_table(problems, agg_name, agg, (aggregate_tables or {}).get(agg_name))
         source = tables.get(agg.from_table)
         for dim, spec in agg.dimensions.items():
@@ -210,6 +211,25 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
                 problems.append(f"aggregates.{agg_name}.coarsen.{dim}: not a dimension; dimensions are "
                                 f"{', '.join(agg.dimensions)}")
     return problems, operators
+
+
+# Bytes of a name PostgreSQL keeps (NAMEDATALEN - 1); it cuts longer ones short, SQLAlchemy refuses some.
+MAX_NAME_BYTES = {"postgresql": 63}
+
+
+def _aggregate_names(problems: list[str], name: str, agg: Any, dialect: str) -> None:
+    """The names Lethe gives an aggregate's table and columns must fit the database: PostgreSQL cuts a longer
+    one short, so the run failed part-way creating the table (or, for a column, every run after the first was
+    refused: the table it had made no longer had the aggregate's columns).
+    """
+    limit = MAX_NAME_BYTES.get(dialect)
+    if limit is None:
+        return
+    too_long = [(f"aggregates.{name}", name)] if len(name.encode()) > limit else []
+    too_long += [(f"aggregates.{name}.dimensions.{dim}", dim) for dim in agg.dimensions if len(dim.encode()) > limit]
+    for path, long_name in too_long:
+        problems.append(f"{path}: the name is {len(long_name.encode())} bytes long (UTF-8) and {dialect} keeps "
+                        f"{limit} bytes of a table or column name; valid: a name of at most {limit} bytes")
 
 
 def _aggregate_table(problems: list[str], name: str, agg: Any, existing: sa.Table | None) -> None:

@@ -62,3 +62,29 @@ def test_an_aggregate_with_a_name_of_63_bytes_is_created_and_folded_into_run_aft
     assert later.returncode == 0, later.stderr
     counts = snapshot(store_url, [name])[name]
     assert counts == [("DE", 2), ("FR", 1)]
+
+
+@pytest.mark.parametrize(("aggregate", "dimension", "path"), [
+    # 64 characters: SQLAlchemy refused to create the table part-way (IdentifierError, exit 3)
+    ("a" * 51 + "_registration", "country", "aggregates." + "a" * 51 + "_registration"),
+    # 67 bytes in 36 characters: PostgreSQL cut the table's name short, and its key's to the same (exit 3)
+    ("stäts_" + "ü" * 30, "country", "aggregates.stäts_" + "ü" * 30),
+    # a column PostgreSQL cut short: the first run passed, every later one was refused (not the aggregate's
+    # columns)
+    ("stats", "land_" + "ü" * 30, "aggregates.stats.dimensions.land_" + "ü" * 30),
+])
+def test_aggregate_and_dimension_names_postgresql_would_cut_short_are_refused_up_front(pg_url, pseudonym_key,
+                                                                                      tmp_path, aggregate,
+                                                                                      dimension, path):
+    """A name longer than PostgreSQL's 63 bytes is bad input (exit 2) naming it, before anything is written."""
+    _accounts(pg_url)
+    policy = _policy(tmp_path, aggregate, dimension)
+    before = snapshot(pg_url)
+
+    result = _run(policy, pg_url, tmp_path)
+    check = lethe("check", "--policy", str(policy), "--store", pg_url)
+
+    for proc in (result, check):
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"{path}: the name is " in proc.stderr and "keeps 63 bytes of a table or column name" in proc.stderr
+    assert snapshot(pg_url) == before
