@@ -51,10 +51,16 @@ class TableCounts:
 
 
 def _pgcrypto(ctx: RunContext) -> bool:
+    """Whether the operators' SQL forms can call pgcrypto (hmac) by its bare name: installed, in a schema on
+    the session's search_path. A store whose URL sets search_path to its own schema leaves out `public`, where
+    the extension usually is: every chunk failed (UndefinedFunction); Lethe anonymizes in pandas then.
+    """
     if ctx.dialect != "postgresql":
         return True
     with ctx.store.connect() as conn:
-        return bool(conn.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = 'pgcrypto'")).scalar())
+        return bool(conn.execute(sa.text(
+            "SELECT 1 FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+            " WHERE e.extname = 'pgcrypto' AND n.nspname = ANY(current_schemas(false))")).scalar())
 
 
 def split_operators(ctx: RunContext, name: str, pushdown: bool = True) -> tuple[dict, dict]:

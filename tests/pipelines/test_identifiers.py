@@ -88,3 +88,33 @@ def test_aggregate_and_dimension_names_postgresql_would_cut_short_are_refused_up
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert f"{path}: the name is " in proc.stderr and "keeps 63 bytes of a table or column name" in proc.stderr
     assert snapshot(pg_url) == before
+
+
+def test_tables_in_a_schema_of_their_own_named_by_the_urls_search_path(pg_url, pseudonym_key, tmp_path):
+    """A store whose tables live in schema `sales`, reached with `?options=-csearch_path=sales`: pgcrypto sits in
+    `public`, off that path, and every chunk that pseudonymized in SQL failed (UndefinedFunction, exit 3).
+    Lethe anonymizes in pandas then, with the same tokens; its own tables go to `sales` with the data."""
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA sales"))
+        conn.execute(sa.text("CREATE TABLE sales.customers (id BIGINT PRIMARY KEY, email TEXT, gone TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO sales.customers VALUES (1, 'a@example.org', '2025-01-01'), "
+                             "(2, 'b@example.org', NULL)"))
+    url = pg_url + "?options=-csearch_path%3Dsales"
+    policy = tmp_path / "p.yaml"
+    policy.write_text("""version: 1
+pseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}
+subjects: {table: customers, id: id, deleted_at: gone, erase_after: 30d}
+tables:
+  customers: {key: id, subject: id, when_subject_deleted: anonymize, columns: {email: pseudonymize}}
+""")
+
+    result = _run(policy, url, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    with engine.connect() as conn:
+        emails = dict(conn.execute(sa.text("SELECT id, email FROM sales.customers")).all())
+        lethes = conn.execute(sa.text("SELECT count(*) FROM pg_tables WHERE tablename = 'lethe_anonymized' "
+                                      "AND schemaname = 'sales'")).scalar()
+    engine.dispose()
+    assert emails[1].startswith("lt1.w1.") and emails[2] == "b@example.org" and lethes == 1
