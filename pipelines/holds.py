@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -103,17 +104,42 @@ def load_active(conn: Connection, table: sa.Table, now: dt.datetime,
     return holds
 
 
+def as_key_text(value: str, column: sa.Column) -> str:
+    """A hold's subject_id or record_key spelled as the store writes the column's values as text (`key_text`).
+
+    A UUID written in capitals, in braces or without hyphens, as other systems show it, is the same UUID, and
+    PostgreSQL writes it lower-case with hyphens: such a hold matched no row, which was then anonymized or
+    erased. Any other value is compared as written.
+    """
+    if isinstance(column.type, sa.Uuid):
+        try:
+            return str(uuid.UUID(value.strip()))
+        except ValueError:
+            return value
+    return value
+
+
 def held_predicate(holds: list[Hold], table_name: str, table: sa.Table, key: str,
-                   subject: str | None) -> sa.ColumnElement[bool]:
-    """True for rows of `table` protected by any hold (every non-NULL field of a hold must match)."""
+                   subject: str | None, source: sa.Table | None = None) -> sa.ColumnElement[bool]:
+    """True for rows of `table` protected by any hold (every non-NULL field of a hold must match). `source`: the
+    store's table when `table` is its copy in the vault, whose column types say how holds spell keys.
+    """
     relevant = [h for h in holds if h.applies_to_table(table_name, subject is not None)]
     if not relevant:
         return sa.false()
+    source = table if source is None else source
     key_col = key_text(table.c[key])
     subj_col = key_text(table.c[subject]) if subject is not None else None
-    by_subject = sorted({h.subject_id for h in relevant if h.subject_id and h.record_key is None})
-    by_key = sorted({h.record_key for h in relevant if h.record_key and h.subject_id is None})
-    both = [(h.subject_id, h.record_key) for h in relevant if h.subject_id and h.record_key]
+
+    def as_key(v: str) -> str:
+        return as_key_text(v, source.c[key])
+
+    def as_subject(v: str) -> str:
+        return as_key_text(v, source.c[subject])
+
+    by_subject = sorted({as_subject(h.subject_id) for h in relevant if h.subject_id and h.record_key is None})
+    by_key = sorted({as_key(h.record_key) for h in relevant if h.record_key and h.subject_id is None})
+    both = [(as_subject(h.subject_id), as_key(h.record_key)) for h in relevant if h.subject_id and h.record_key]
     whole = any(h.subject_id is None and h.record_key is None for h in relevant)
     if whole:
         return sa.true()
@@ -126,11 +152,15 @@ def held_predicate(holds: list[Hold], table_name: str, table: sa.Table, key: str
     return sa.or_(*clauses)
 
 
-def holds_matching(holds: list[Hold], table_name: str, key: str, subject: str | None) -> list[str]:
-    """The ids of the holds that protect one row (for the vault's provenance column)."""
+def holds_matching(holds: list[Hold], table: sa.Table, key: str, subject: str | None, key_column: str,
+                   subject_column: str | None) -> list[str]:
+    """The ids of the holds that protect one row of the store's `table` (for the vault's provenance column):
+    `key` and `subject` as `key_text` spells them.
+    """
     return sorted(
         h.hold_id for h in holds
-        if (h.table_name is None or h.table_name == table_name)
-        and (h.record_key is None or h.record_key == key)
-        and (h.subject_id is None or (subject is not None and h.subject_id == subject))
+        if (h.table_name is None or h.table_name == table.name)
+        and (h.record_key is None or as_key_text(h.record_key, table.c[key_column]) == key)
+        and (h.subject_id is None or (subject is not None and subject_column is not None
+                                      and as_key_text(h.subject_id, table.c[subject_column]) == subject))
     )

@@ -141,7 +141,7 @@ def holds_summary(ctx: RunContext) -> list[dict]:
                 in_store += conn.execute(sa.select(sa.func.count()).select_from(table).where(pred)).scalar_one()
             vtable = existing_vault_table(ctx, name)
             if vtable is not None:
-                vpred = held_predicate([hold], name, vtable, rule.key, rule.subject)
+                vpred = held_predicate([hold], name, vtable, rule.key, rule.subject, table)
                 with ctx.vault.connect() as vconn:
                     in_vault += vconn.execute(sa.select(sa.func.count()).select_from(vtable).where(vpred)).scalar_one()
         out.append({"hold_id": hold.hold_id, "case_ref": hold.case_ref, "rows_in_store": int(in_store),

@@ -193,7 +193,8 @@ def _move_chunk(ctx: RunContext, name: str, vtable: sa.Table, columns: list[str]
         new = [
             {**{c: _to_vault(r[c], vtable.c[c], dialect) for c in columns},
              "lethe_hold_ids": ",".join(holds_matching(
-                 ctx.holds, name, str(r[rule.key]), None if rule.subject is None else _as_text(r[rule.subject]))),
+                 ctx.holds, table, str(r[rule.key]), None if rule.subject is None else _as_text(r[rule.subject]),
+                 rule.key, rule.subject)),
              "lethe_run_id": ctx.run_id, "lethe_moved_at": now, "lethe_checksum": sums[in_vault[r[rule.key]]],
              "lethe_due_action": actions[r[rule.key]], "lethe_was_anonymized": r[rule.key] in was_anonymized}
             for r in rows if in_vault[r[rule.key]] not in present or in_vault[r[rule.key]] in stale
@@ -292,7 +293,7 @@ def _unheld(ctx: RunContext, name: str) -> tuple[sa.Table, sa.ColumnElement[bool
     if vtable is None:
         return None
     rule = ctx.policy.tables[name]
-    return vtable, sa.not_(held_predicate(ctx.holds, name, vtable, rule.key, rule.subject))
+    return vtable, sa.not_(held_predicate(ctx.holds, name, vtable, rule.key, rule.subject, ctx.tables[name]))
 
 
 def _release_chunk(ctx: RunContext, name: str, vtable: sa.Table, rows: list[dict], folds: list,

@@ -75,3 +75,45 @@ tables:
     assert survivors == {live}
     assert _keys(url, "visits", "id") == visits_left
     assert {str(k) for k in _keys(vault, "people", "pid")} == {held}
+
+
+@pytest.mark.parametrize("vault_kind", ["postgresql", "sqlite"])
+def test_a_hold_naming_a_uuid_in_capitals_or_braces_protects_its_row_in_the_store_and_in_the_vault(
+        pg, pg_url, pseudonym_key, tmp_path, vault_kind):
+    """PostgreSQL writes a UUID as text lower-case with hyphens; other systems show it in capitals or braces.
+    Such a hold matched nothing: the order under hold was anonymized like any other. It is the same UUID: the
+    row moves to the vault, stays there while the hold is active (a SQLite vault keeps it as text), and its
+    provenance names the hold."""
+    order, customer = "6F1C0E8A-4A0E-4D8E-9A59-6D2C0F6B1A01", "0B9D8C7E-1F2A-4B3C-8D4E-5F6A7B8C9D0E"
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE orders (id UUID PRIMARY KEY, customer UUID, at TIMESTAMP, addr TEXT)"))
+        conn.execute(sa.text("CREATE TABLE legal_holds (hold_id TEXT PRIMARY KEY, subject_id TEXT, table_name TEXT,"
+                             " record_key TEXT, case_ref TEXT, placed_at TIMESTAMP, released_at TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO orders VALUES (:o, NULL, '2020-01-01', '1 Main St'), "
+                             "(gen_random_uuid(), :c, '2020-01-01', '2 Main St'), "
+                             "(gen_random_uuid(), NULL, '2020-01-01', '3 Main St')"), {"o": order, "c": customer})
+        conn.execute(sa.text("INSERT INTO legal_holds VALUES ('H-row', NULL, 'orders', :o, 'C-1', '2026-01-01', NULL),"
+                             " ('H-subject', :c, NULL, NULL, 'C-2', '2026-01-01', NULL)"),
+                     {"o": order, "c": "{" + customer.lower() + "}"})
+    engine.dispose()
+    vault = pg.url(pg.create_database("vault")) if vault_kind == "postgresql" else f"sqlite:///{tmp_path / 'v.db'}"
+    policy = _policy(tmp_path, """
+legal_holds: {table: legal_holds}
+tables:
+  orders: {key: id, subject: customer, when_subject_deleted: keep, retain: {for: 1y, from: at},
+           when_expired: anonymize, columns: {addr: redact}}
+""")
+
+    first = run(policy, AS_OF, report_dir=tmp_path / "r", store=pg_url, vault=vault)
+    again = run(policy, AS_OF, report_dir=tmp_path / "r", store=pg_url, vault=vault)
+
+    assert first.status == again.status == "succeeded", first.report["expectations"]
+    orders = first.report["tables"]["orders"]
+    assert orders["moved_to_vault"] == 2 and orders["anonymized"] == 1
+    assert again.report["vault"]["released"] == 0
+    engine = sa.create_engine(vault)
+    with engine.connect() as conn:
+        copies = {str(k).upper(): h for k, h in conn.execute(sa.text("SELECT id, lethe_hold_ids FROM orders"))}
+    engine.dispose()
+    assert copies[order] == "H-row" and list(copies.values()).count("H-subject") == 1
