@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import difflib
 import uuid
 from collections.abc import Collection
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipelines.errors import InputError
-from pipelines.store import key_text
+from pipelines.store import column_kind, key_text
 
 HOLD_COLUMNS = ("hold_id", "subject_id", "table_name", "record_key", "case_ref", "placed_at", "released_at")
 # The provenance columns a vault table adds to its source table's columns (pipelines.vault); a source
@@ -119,48 +120,79 @@ def as_key_text(value: str, column: sa.Column) -> str:
     return value
 
 
+def as_number(value: str, column: sa.Column) -> int | decimal.Decimal | None:
+    """A hold's value for a numeric column as the number it names (None when it names none).
+
+    Numbers are compared as numbers, not as text: the text of a number depends on the database and the type
+    that keep it (PostgreSQL's NUMERIC(12,2) writes -2.5 as -2.50, a SQLite vault's copy as -2.5), so a hold on a
+    row moved to a vault on the other database matched the store's row but not its copy, which was released
+    (erased) in the same run.
+    """
+    if column_kind(column) not in ("integer", "float"):
+        return None
+    try:
+        number = decimal.Decimal(value.strip())
+    except decimal.InvalidOperation:
+        return None
+    if not number.is_finite():
+        return None
+    return int(number) if number == number.to_integral_value() else number
+
+
+def _matches(column: sa.Column, source: sa.Column, values: Collection[str]) -> sa.ColumnElement[bool]:
+    """`column` (of the store's table, or of its vault copy) holds one of these hold values, as `source`, the store's
+    column, says to compare them: numbers as numbers, anything else as text.
+    """
+    numbers = {n for v in values if (n := as_number(v, source)) is not None}
+    texts = sorted({as_key_text(v, source) for v in values if as_number(v, source) is None})
+    clauses = ([column.in_(sorted(numbers))] if numbers else []) + ([key_text(column).in_(texts)] if texts else [])
+    return sa.and_(column.is_not(None), sa.or_(*clauses))
+
+
 def held_predicate(holds: list[Hold], table_name: str, table: sa.Table, key: str,
                    subject: str | None, source: sa.Table | None = None) -> sa.ColumnElement[bool]:
     """True for rows of `table` protected by any hold (every non-NULL field of a hold must match). `source`: the
-    store's table when `table` is its copy in the vault, whose column types say how holds spell keys.
+    store's table when `table` is its copy in the vault, whose column types say how to compare.
     """
     relevant = [h for h in holds if h.applies_to_table(table_name, subject is not None)]
     if not relevant:
         return sa.false()
-    source = table if source is None else source
-    key_col = key_text(table.c[key])
-    subj_col = key_text(table.c[subject]) if subject is not None else None
-
-    def as_key(v: str) -> str:
-        return as_key_text(v, source.c[key])
-
-    def as_subject(v: str) -> str:
-        return as_key_text(v, source.c[subject])
-
-    by_subject = sorted({as_subject(h.subject_id) for h in relevant if h.subject_id and h.record_key is None})
-    by_key = sorted({as_key(h.record_key) for h in relevant if h.record_key and h.subject_id is None})
-    both = [(as_subject(h.subject_id), as_key(h.record_key)) for h in relevant if h.subject_id and h.record_key]
-    whole = any(h.subject_id is None and h.record_key is None for h in relevant)
-    if whole:
+    if any(h.subject_id is None and h.record_key is None for h in relevant):
         return sa.true()
-    clauses = []
-    if by_subject:
-        clauses.append(sa.and_(table.c[subject].is_not(None), subj_col.in_(by_subject)))
-    if by_key:
-        clauses.append(key_col.in_(by_key))
-    clauses.extend(sa.and_(table.c[subject].is_not(None), subj_col == s, key_col == k) for s, k in both)
+    source = table if source is None else source
+
+    def key_is(values: Collection[str]) -> sa.ColumnElement[bool]:
+        return _matches(table.c[key], source.c[key], values)
+
+    def subject_is(values: Collection[str]) -> sa.ColumnElement[bool]:
+        return _matches(table.c[subject], source.c[subject], values)
+
+    by_subject = {h.subject_id for h in relevant if h.subject_id and h.record_key is None}
+    by_key = {h.record_key for h in relevant if h.record_key and h.subject_id is None}
+    both = sorted({(h.subject_id, h.record_key) for h in relevant if h.subject_id and h.record_key})
+    clauses = ([subject_is(by_subject)] if by_subject else []) + ([key_is(by_key)] if by_key else [])
+    clauses.extend(sa.and_(subject_is([s]), key_is([k])) for s, k in both)
     return sa.or_(*clauses)
 
 
-def holds_matching(holds: list[Hold], table: sa.Table, key: str, subject: str | None, key_column: str,
-                   subject_column: str | None) -> list[str]:
-    """The ids of the holds that protect one row of the store's `table` (for the vault's provenance column):
-    `key` and `subject` as `key_text` spells them.
-    """
+def _same(hold_value: str, row_value: object, column: sa.Column) -> bool:
+    """A hold's value names this row's value (`held_predicate`'s comparison, in Python)."""
+    if row_value is None:
+        return False
+    number = as_number(hold_value, column)
+    if number is not None:
+        try:
+            return decimal.Decimal(str(row_value)) == number
+        except decimal.InvalidOperation:
+            return False
+    return as_key_text(hold_value, column) == str(row_value)
+
+
+def holds_matching(holds: list[Hold], table: sa.Table, row: dict, key: str, subject: str | None) -> list[str]:
+    """The ids of the holds that protect one row of the store's `table` (for the vault's provenance column)."""
     return sorted(
         h.hold_id for h in holds
         if (h.table_name is None or h.table_name == table.name)
-        and (h.record_key is None or as_key_text(h.record_key, table.c[key_column]) == key)
-        and (h.subject_id is None or (subject is not None and subject_column is not None
-                                      and as_key_text(h.subject_id, table.c[subject_column]) == subject))
+        and (h.record_key is None or _same(h.record_key, row[key], table.c[key]))
+        and (h.subject_id is None or (subject is not None and _same(h.subject_id, row[subject], table.c[subject])))
     )

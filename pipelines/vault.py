@@ -192,9 +192,7 @@ def _move_chunk(ctx: RunContext, name: str, vtable: sa.Table, columns: list[str]
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         new = [
             {**{c: _to_vault(r[c], vtable.c[c], dialect) for c in columns},
-             "lethe_hold_ids": ",".join(holds_matching(
-                 ctx.holds, table, str(r[rule.key]), None if rule.subject is None else _as_text(r[rule.subject]),
-                 rule.key, rule.subject)),
+             "lethe_hold_ids": ",".join(holds_matching(ctx.holds, table, r, rule.key, rule.subject)),
              "lethe_run_id": ctx.run_id, "lethe_moved_at": now, "lethe_checksum": sums[in_vault[r[rule.key]]],
              "lethe_due_action": actions[r[rule.key]], "lethe_was_anonymized": r[rule.key] in was_anonymized}
             for r in rows if in_vault[r[rule.key]] not in present or in_vault[r[rule.key]] in stale
@@ -220,10 +218,6 @@ def _move_chunk(ctx: RunContext, name: str, vtable: sa.Table, columns: list[str]
         moved += n
         faults.checkpoint("vault.mid_delete")
     return moved
-
-
-def _as_text(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 def release(ctx: RunContext, name: str, chunk_size: int = VAULT_CHUNK) -> VaultCounts:

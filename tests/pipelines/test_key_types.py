@@ -117,3 +117,43 @@ tables:
         copies = {str(k).upper(): h for k, h in conn.execute(sa.text("SELECT id, lethe_hold_ids FROM orders"))}
     engine.dispose()
     assert copies[order] == "H-row" and list(copies.values()).count("H-subject") == 1
+
+
+@pytest.mark.parametrize("vault_kind", ["the other database", "the same database"])
+def test_a_hold_on_a_numeric_key_names_the_number_in_any_spelling_and_keeps_its_row_in_the_vault(
+        store_url, pg, pseudonym_key, tmp_path, vault_kind):
+    """A NUMERIC(12,2) key is written -2.50 by PostgreSQL and -2.5 by SQLite (as the vault's copy of a PostgreSQL
+    row): a hold on '-2.50' moved the row out of a PostgreSQL store, then matched no vault row and released it,
+    erased, in the same run. A hold on '1' missed the key 1.00 on PostgreSQL. Numbers compare as numbers."""
+    on_pg = store_url.startswith("postgresql")
+    other = f"sqlite:///{tmp_path / 'v.db'}" if on_pg else pg.url(pg.create_database("vault"))
+    same = pg.url(pg.create_database("vault")) if on_pg else f"sqlite:///{tmp_path / 'v.db'}"
+    vault = other if vault_kind == "the other database" else same
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE entries (amount NUMERIC(12,2) PRIMARY KEY, memo TEXT, at TIMESTAMP)"))
+        conn.execute(sa.text("CREATE TABLE legal_holds (hold_id TEXT PRIMARY KEY, subject_id TEXT, table_name TEXT,"
+                             " record_key TEXT, case_ref TEXT, placed_at TIMESTAMP, released_at TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO entries VALUES (-2.5, 'a', '2020-01-01'), (1, 'b', '2020-01-01'), "
+                             "(7.25, 'c', '2020-01-01')"))
+        conn.execute(sa.text("INSERT INTO legal_holds VALUES ('H-neg', NULL, 'entries', '-2.50', 'C-1', '2026-01-01',"
+                             " NULL), ('H-one', NULL, 'entries', '1', 'C-2', '2026-01-01', NULL)"))
+    engine.dispose()
+    policy = _policy(tmp_path, """
+legal_holds: {table: legal_holds}
+tables:
+  entries: {key: amount, retain: {for: 1y, from: at}, when_expired: anonymize, columns: {memo: redact}}
+""")
+
+    first = run(policy, AS_OF, report_dir=tmp_path / "r", store=store_url, vault=vault)
+    again = run(policy, AS_OF, report_dir=tmp_path / "r", store=store_url, vault=vault)
+
+    assert first.status == again.status == "succeeded", first.report["expectations"]
+    assert first.report["vault"] == {"moved": 2, "released": 0} and again.report["vault"]["released"] == 0
+    assert first.report["tables"]["entries"]["anonymized"] == 1
+    engine = sa.create_engine(vault)
+    with engine.connect() as conn:
+        copies = {float(k): h for k, h in conn.execute(sa.text("SELECT amount, lethe_hold_ids FROM entries"))}
+    engine.dispose()
+    assert copies == {-2.5: "H-neg", 1.0: "H-one"}
+    assert {float(k) for k in _keys(store_url, "entries", "amount")} == {7.25}
