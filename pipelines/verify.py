@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 import sqlalchemy as sa
 
@@ -60,11 +61,24 @@ _FAKE_IDENTIFIER_FREE = {"name", "first_name", "last_name", "name_female", "name
                          "job", "city", "country", "word", "catch_phrase", "color_name"}
 
 
+# How SQLAlchemy's text() finds a `:name` parameter (sqlalchemy.sql.elements.TextClause), quoted or not.
+_TEXT_PARAMETER = re.compile(r"(?<![:\w\x5c]):(\w+)(?![:\w])", re.UNICODE)
+# How often GX reads a query asset's SQL through text(): once into the batch's query, compiled back to text,
+# and once more for the batch itself (great_expectations/execution_engine/sqlalchemy_execution_engine.py,
+# get_batch_data_and_markers). Each pass turns an escaped `\:name` back into `:name`.
+_GX_TEXT_PASSES = 2
+
+
 def _sql(ctx: RunContext, stmt: sa.Select) -> str:
     """The statement as SQL text for GX, literals inlined: cutoffs, table names, and keys (hold scopes,
     form-batch bounds). The text stays in GX's in-memory context, whose logging is muted while it runs.
+
+    GX reads it with SQLAlchemy's text(), which takes `:name` for a parameter even in a quoted name or string
+    (a column ":memo", a held key 'ref :7'): bound to NULL, the check could not be evaluated, and every run
+    failed. Each such colon is escaped once for each of GX's passes.
     """
-    return str(stmt.compile(dialect=ctx.store.dialect, compile_kwargs={"literal_binds": True}))
+    sql = str(stmt.compile(dialect=ctx.store.dialect, compile_kwargs={"literal_binds": True}))
+    return _TEXT_PARAMETER.sub(lambda m: "\\" * _GX_TEXT_PASSES + m.group(0), sql)
 
 
 def _offending(ctx: RunContext, table: sa.Table, *where: sa.ColumnElement[bool]) -> str:

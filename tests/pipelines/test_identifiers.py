@@ -118,3 +118,38 @@ tables:
                                       "AND schemaname = 'sales'")).scalar()
     engine.dispose()
     assert emails[1].startswith("lt1.w1.") and emails[2] == "b@example.org" and lethes == 1
+
+
+def test_a_colon_before_a_name_in_a_column_or_a_held_key_reaches_verification_as_written(store_and_vault,
+                                                                                         pseudonym_key, tmp_path):
+    """Great Expectations runs each check's SQL as SQLAlchemy text(), which takes `:name` for a parameter, also
+    inside a quoted name or string: a column named ":memo" became NULL, its form check could not be evaluated
+    and every run failed (exit 1). A held key such as 'ref :7' is in the SQL of the retention and hold checks."""
+    url, vault = store_and_vault
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE notes (ref TEXT PRIMARY KEY, ":memo" TEXT, at TIMESTAMP)')
+        conn.exec_driver_sql("CREATE TABLE legal_holds (hold_id TEXT PRIMARY KEY, subject_id TEXT, table_name TEXT,"
+                             " record_key TEXT, case_ref TEXT, placed_at TIMESTAMP, released_at TIMESTAMP)")
+        conn.exec_driver_sql("INSERT INTO notes VALUES ('ref :7', 'a', '2020-01-01'), ('n2', 'b', '2020-01-01'), "
+                             "('n3', 'c', '2026-05-01')")
+        conn.exec_driver_sql("INSERT INTO legal_holds VALUES ('H1', NULL, 'notes', 'ref :7', 'C-1', '2026-01-01', "
+                             "NULL)")
+    engine.dispose()
+    policy = tmp_path / "p.yaml"
+    policy.write_text("""version: 1
+pseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}
+legal_holds: {table: legal_holds}
+tables:
+  notes: {key: ref, retain: {for: 1y, from: at}, when_expired: anonymize, columns: {":memo": {redact: {with: "-"}}}}
+""")
+
+    result = lethe("run", "--policy", str(policy), "--as-of", AS_OF, "--store", url, "--vault", vault,
+                   "--report-dir", str(tmp_path / "r"))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        memos = dict(conn.exec_driver_sql('SELECT ref, ":memo" FROM notes').all())
+    engine.dispose()
+    assert memos == {"n2": "-", "n3": "c"}
