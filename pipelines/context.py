@@ -100,7 +100,9 @@ def validate(policy: Policy, engine: Engine, context: OperatorContext | None) ->
     """Reflect the live schema and check the policy against it; raises PolicyError with every problem."""
     tables = stores.reflect(engine, tables_named(policy))
     aggregate_tables = stores.reflect(engine, list(policy.aggregates))
-    problems, operators = check_against_schema(policy, tables, engine.dialect.name, context, aggregate_tables)
+    schema = sa.inspect(engine).default_schema_name if engine.dialect.name == "postgresql" else None
+    problems, operators = check_against_schema(policy, tables, engine.dialect.name, context, aggregate_tables,
+                                               schema)
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             problems += undated_text_columns(policy, tables, conn)

@@ -121,12 +121,23 @@ def _integer_bits(column: sa.Column) -> int | None:
     return 32 if isinstance(column.type, sa.Integer) else None
 
 
+def _schema_hint(name: str, schema: str | None) -> str:
+    """For a table named with its schema (`sales.orders`): how Lethe reaches another schema's tables."""
+    if "." not in name or schema is None:
+        return ""
+    other, table = name.split(".", 1)
+    return (f"; Lethe reads the tables of the store's current schema ({schema}), named without a schema: for "
+            f"schema {other}, name the table {table} and put {other} first on the store's search_path "
+            f"(postgresql://USER:PASSWORD@HOST/DATABASE?options=-csearch_path%3D{other})")
+
+
 def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: str,
                          context: OperatorContext | None,
-                         aggregate_tables: dict[str, sa.Table] | None = None,
+                         aggregate_tables: dict[str, sa.Table] | None = None, schema: str | None = None,
                          ) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """Return (problems, operators per table and column). `aggregate_tables`: the aggregates' tables that
-    already exist in the store (reflected), which must have an aggregate's shape.
+    already exist in the store (reflected), which must have an aggregate's shape; `schema`: the store's current
+    schema, where Lethe looks for tables (PostgreSQL).
     """
     problems: list[str] = []
     operators: dict[str, dict[str, Any]] = {}
@@ -134,7 +145,8 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
         path = f"tables.{name}"
         table = tables.get(name)
         if table is None:
-            problems.append(f"{path}: no such table in the store; tables are {', '.join(sorted(tables)) or '(none)'}")
+            problems.append(f"{path}: no such table in the store; tables are {', '.join(sorted(tables)) or '(none)'}"
+                            + _schema_hint(name, schema))
             continue
         if rule.key not in table.c:
             problems.append(f"{path}.key: no such column {rule.key!r}; columns are {_columns(table)}")
@@ -178,7 +190,7 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
         s = policy.subjects
         table = tables.get(s.table)
         if table is None:
-            problems.append(f"subjects.table: no such table {s.table!r}")
+            problems.append(f"subjects.table: no such table {s.table!r}" + _schema_hint(s.table, schema))
         else:
             if s.id not in table.c:
                 problems.append(f"subjects.id: no such column {s.id!r} in {s.table}; columns are {_columns(table)}")
@@ -186,7 +198,8 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
     if policy.legal_holds:
         table = tables.get(policy.legal_holds.table)
         if table is None:
-            problems.append(f"legal_holds.table: no such table {policy.legal_holds.table!r}")
+            problems.append(f"legal_holds.table: no such table {policy.legal_holds.table!r}"
+                            + _schema_hint(policy.legal_holds.table, schema))
         else:
             missing = [c for c in HOLD_COLUMNS if c not in table.c]
             if missing:

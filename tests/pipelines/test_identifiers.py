@@ -153,3 +153,23 @@ tables:
         memos = dict(conn.exec_driver_sql('SELECT ref, ":memo" FROM notes').all())
     engine.dispose()
     assert memos == {"n2": "-", "n3": "c"}
+
+
+def test_a_table_named_with_its_schema_is_refused_saying_how_to_reach_that_schema(pg_url, pseudonym_key, tmp_path):
+    """`sales.orders` in a policy was refused as "no such table; tables are (none)", which says nothing of schemas:
+    the message now says that Lethe reads the current schema's tables and how to make `sales` the current one."""
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA sales"))
+        conn.execute(sa.text("CREATE TABLE sales.orders (id BIGINT PRIMARY KEY, at TIMESTAMP)"))
+    engine.dispose()
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}\n"
+                      "tables:\n  sales.orders: {key: id, retain: {for: 1y, from: at}, when_expired: erase}\n")
+
+    result = _run(policy, pg_url, tmp_path)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "tables.sales.orders: no such table in the store" in result.stderr
+    assert "current schema (public)" in result.stderr and "name the table orders" in result.stderr
+    assert "options=-csearch_path%3Dsales" in result.stderr
