@@ -6,10 +6,22 @@ Only counts, dates, hashes, ids of holds and case references go in: never a valu
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 from pipelines.errors import InputError
+
+log = logging.getLogger("lethe.report")
+
+# The JSON type of each report field the index and run pages read. A file in the report directory whose
+# fields have other types (another tool's JSON, a report edited by hand, a later format) is left out of
+# the index: one such file made every run exit with a traceback after its work was done.
+_FIELD_TYPES = {"run_id": str, "as_of": str, "started_at": str, "finished_at": str, "tables": dict,
+                "vault": dict, "aggregates": dict, "expectations": list, "ledger": dict, "rules": dict,
+                "holds": list, "pending_subjects": dict}
+_REQUIRED = ("run_id", "as_of")
+_MAPS_OF_OBJECTS = ("tables", "aggregates", "rules")  # table or aggregate name -> an object of counts or rules
 
 
 def form_hints(expectations: list[dict], operators: dict[str, dict]) -> list[str]:
@@ -93,14 +105,28 @@ def write(report: dict, report_dir: str | Path) -> Path:
     return json_path
 
 
+def is_run_report(data: object) -> bool:
+    """Whether parsed JSON has the shape of a run report, as far as the pages read it."""
+    if not isinstance(data, dict) or not all(name in data for name in _REQUIRED):
+        return False
+    if any(name in data and not isinstance(data[name], kind) for name, kind in _FIELD_TYPES.items()):
+        return False
+    return all(isinstance(v, dict) for name in _MAPS_OF_OBJECTS for v in data.get(name, {}).values())
+
+
 def load_all(report_dir: str | Path) -> list[dict]:
-    """Every run report in a directory, oldest first (unreadable files are skipped)."""
+    """Every run report in a directory, oldest first. Unreadable files, and JSON that is no run report,
+    are skipped with a warning naming the file.
+    """
     out = []
     for path in sorted(Path(report_dir).glob("*.json")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
+            log.warning("%s: not readable as JSON; left out of the index", path.name)
             continue
-        if isinstance(data, dict) and "run_id" in data and "as_of" in data:
-            out.append(data)
+        if not is_run_report(data):
+            log.warning("%s: not a Lethe run report; left out of the index", path.name)
+            continue
+        out.append(data)
     return sorted(out, key=lambda r: (r.get("started_at", ""), r["run_id"]))

@@ -80,14 +80,14 @@ def _num(value: object) -> str:
     """Thousands separated by commas, as the page is in English."""
     try:
         return f"{int(value):,}"
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float (1e400 in JSON)
         return "—"
 
 
 def _int(value: object) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 
@@ -302,7 +302,8 @@ def _tables_view(rep: dict) -> list[dict]:
 def _pending_view(pending: dict | None) -> dict | None:
     if not isinstance(pending, dict):
         return None
-    subjects = [s for s in pending.get("subjects") or [] if isinstance(s, dict)]
+    listed = pending.get("subjects")
+    subjects = [s for s in listed if isinstance(s, dict)] if isinstance(listed, list) else []
     overdue = [s for s in subjects if s.get("overdue")]
     waiting = [s for s in subjects if not s.get("overdue")]
     reasons = Counter(str(s.get("reason", "unknown")) for s in overdue)

@@ -233,6 +233,40 @@ def test_index_flags_overdue_deleted_accounts_with_their_reason():
     assert "overdue: held" in page
 
 
+@pytest.mark.parametrize("text", [
+    '{"run_id": "x", "as_of":',  # truncated mid-write
+    '{"name": "dashboard", "version": "1.0"}',  # another tool's JSON
+    '{"run_id": 7, "as_of": "2026-01-01"}',  # a run id that is no string: sorting failed
+    '{"run_id": null, "as_of": null}',
+    '{"run_id": "r", "as_of": "2026-01-01", "started_at": 5}',  # a later format's timestamp
+    '{"run_id": "r", "as_of": "2026-01-01", "tables": [1, 2], "expectations": {"a": 1}}',
+    '{"run_id": "r", "as_of": "2026-01-01", "tables": {"t": null}}',
+    '{"run_id": "r", "as_of": "2026-01-01", "aggregates": {"a": [1]}, "rules": {"t": "erase"}}',
+    '{"run_id": "r", "as_of": "2026-01-01", "pending_subjects": {"subjects": 3}}',
+])
+def test_index_leaves_out_json_files_that_are_no_run_report(tmp_path, text, caplog):
+    rep = sample_report()
+    report.write_private(tmp_path / f"{rep['run_id']}.json", json.dumps(rep))
+    (tmp_path / "other.json").write_text(text)
+    page = report_html.write_index(tmp_path).read_text()
+    assert 'href="run-2026-11-22-20261122T000000Z-abc123.html"' in page
+    if "subjects" not in text:
+        assert "other.json" in caplog.text
+
+
+def test_a_run_report_with_an_infinite_count_still_renders(tmp_path):
+    rep = sample_report(tables={"t": {"due": 1e400, "erased": 1e400}})  # 1e400 in JSON reads as infinity
+    report.write_private(tmp_path / "r.json", json.dumps(rep))
+    assert "2026-11-22" in report_html.write_index(tmp_path).read_text()
+    assert "—" in report_html.render_run(rep)
+
+
+def test_a_run_writes_its_report_beside_json_files_that_are_no_run_report(tmp_path):
+    (tmp_path / "other.json").write_text('{"run_id": "r", "as_of": "2026-01-01", "tables": [1, 2]}')
+    path = report.write(sample_report(), tmp_path)
+    assert path.exists() and (tmp_path / "index.html").exists()
+
+
 def test_index_of_an_empty_directory_says_there_is_no_run_yet(tmp_path):
     page = report_html.write_index(tmp_path / "new").read_text()
     assert "No run report in this directory yet" in page
