@@ -180,7 +180,8 @@ def _cmd_ledger_verify(args: argparse.Namespace) -> int:
     if v.ok:
         print(f"ledger: OK, {v.entries} entries, head {v.head}")
         return 0
-    print(f"ledger: BROKEN at entry {v.first_bad}: {v.reason}", file=sys.stderr)
+    where = f" at entry {v.first_bad}" if v.first_bad is not None else ""
+    print(f"ledger: BROKEN{where}: {v.reason}", file=sys.stderr)
     return 1
 
 

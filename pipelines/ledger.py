@@ -104,7 +104,7 @@ def serialize(conn: Connection) -> None:
 def append(conn: Connection, run_id: str, table_name: str, action: str, row_count: int, digest: str) -> str:
     """Append one entry inside the caller's transaction; returns its hash."""
     serialize(conn)
-    head = conn.execute(sa.select(HEAD.c.seq, HEAD.c.entry_hash)).first() or conn.execute(
+    head = _read_head(conn) or conn.execute(
         sa.select(LEDGER.c.seq, LEDGER.c.entry_hash).order_by(LEDGER.c.seq.desc()).limit(1)
     ).first()  # the last entry itself only before the first head record (an empty or older ledger)
     seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS)
@@ -123,16 +123,31 @@ class Verification:
     ok: bool
     entries: int
     head: str
-    first_bad: int | None = None
+    first_bad: int | None = None  # None when no entry can be read (a column of the ledger is gone)
     reason: str = ""
+
+
+def _missing_columns(inspector: sa.Inspector, table: sa.Table) -> list[str]:
+    present = {c["name"] for c in inspector.get_columns(table.name)}
+    return [c.name for c in table.columns if c.name not in present]
+
+
+def _read_head(conn: Connection) -> sa.Row | None:
+    return conn.execute(sa.select(HEAD.c.seq, HEAD.c.entry_hash).where(HEAD.c.id == 1)).first()
 
 
 def verify(conn: Connection) -> Verification:
     """Walk the chain in order; the first entry whose link or hash does not match is named. Then the
     chain must end at the recorded head: entries removed from the end, or added by hand, are named too.
+    A ledger table that lost a column, or a head record that is not a number and a hash, is broken too,
+    not an error: the ledger is what compliance staff read, and it was changed by someone other than Lethe.
     """
     prev, expected_seq, count = GENESIS, 1, 0
     inspector = sa.inspect(conn)
+    for table in (LEDGER, HEAD):
+        missing = _missing_columns(inspector, table) if inspector.has_table(table.name) else []
+        if missing:
+            return Verification(False, 0, prev, None, f"{table.name} has no column {', '.join(missing)}")
     if inspector.has_table(LEDGER.name):
         for row in conn.execute(sa.select(LEDGER).order_by(LEDGER.c.seq)).mappings():
             count += 1
@@ -143,11 +158,14 @@ def verify(conn: Connection) -> Verification:
             if _entry_hash(prev, _fields(dict(row))) != row["entry_hash"]:
                 return Verification(False, count, prev, row["seq"], "its content does not match its hash")
             prev, expected_seq = row["entry_hash"], expected_seq + 1
-    head = conn.execute(sa.select(HEAD.c.seq, HEAD.c.entry_hash)).first() if inspector.has_table(HEAD.name) else None
+    head = _read_head(conn) if inspector.has_table(HEAD.name) else None
     last = expected_seq - 1
     if head is None:
         if count:
             return Verification(False, count, prev, last, "the chain's head record (lethe_ledger_head) is missing")
+    elif not isinstance(head.seq, int) or not isinstance(head.entry_hash, str):
+        return Verification(False, count, prev, last, "the chain's head record (lethe_ledger_head) is not an "
+                                                      "entry number and a hash")
     elif head.seq > last:
         removed = (f"entry {head.seq} at the end of the chain was" if head.seq == last + 1
                    else f"entries {last + 1} to {head.seq} at the end of the chain were")
