@@ -184,6 +184,15 @@ def summary(conn: Connection, run_id: str) -> dict:
     return {"entries": int(n), "head": head or GENESIS}
 
 
+def run_totals(conn: Connection, run_id: str) -> dict[tuple[str, str], int]:
+    """Rows one run changed, per (table, action), as its entries recorded them."""
+    rows = conn.execute(
+        sa.select(LEDGER.c.table_name, LEDGER.c.action, sa.func.sum(LEDGER.c.row_count))
+        .where(LEDGER.c.run_id == run_id).group_by(LEDGER.c.table_name, LEDGER.c.action)
+    ).all()
+    return {(table, action): int(total) for table, action, total in rows}
+
+
 def folded_totals(conn: Connection) -> dict[str, int]:
     """Rows folded per aggregate, as the ledger recorded them."""
     rows = conn.execute(

@@ -9,9 +9,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import lock, report, steps
+import sqlalchemy as sa
+
+from pipelines import ledger, lock, report, steps
 from pipelines.context import RunContext, build
-from pipelines.errors import LetheError, LockLostError, RunFailedError, StepFailedError, step
+from pipelines.errors import LetheError, LockLostError, RunFailedError, StepFailedError, describe, step
 
 log = logging.getLogger("lethe.run")
 
@@ -120,9 +122,9 @@ def changed_per_table(moved: dict, released: dict, applied: dict) -> dict[str, i
             for name in {*moved, *released, *applied}}
 
 
-def execute(ctx: RunContext) -> tuple[dict, dict, dict, dict]:
+def execute(ctx: RunContext, planned: dict | None = None) -> tuple[dict, dict, dict, dict]:
     """Steps 1-5 of a run (in a dry run the plan and the vault release only count; nothing moves)."""
-    planned = steps.plan(ctx)
+    planned = steps.plan(ctx) if planned is None else planned
     if ctx.dry_run:
         return planned, {}, steps.release_vault_rows(ctx), {}
     moved = steps.move_held_rows(ctx)
@@ -138,6 +140,51 @@ def execute(ctx: RunContext) -> tuple[dict, dict, dict, dict]:
     return planned, moved, released, applied
 
 
+_LEDGER_ACTIONS = {"erase": "erased", "anonymize": "anonymized"}
+_RELEASE_ACTIONS = {"release_erase": "erased", "release_anonymize": "returned"}
+
+
+def committed_changes(ctx: RunContext) -> tuple[dict, dict, dict]:
+    """What this run committed so far, as `execute` returns it (moved, released, applied), read back from its
+    ledger entries: each entry commits with the change it records, so this holds even for a run that failed
+    part-way. Folds are counted with the aggregate's source table.
+    """
+    with ctx.store.connect() as conn:
+        totals = ledger.run_totals(conn, ctx.run_id) if sa.inspect(conn).has_table(ledger.LEDGER.name) else {}
+    sources = {name: agg.from_table for name, agg in ctx.policy.aggregates.items()}
+    moved: dict = {}
+    released: dict = {}
+    applied: dict = {}
+    for (table, action), rows in totals.items():
+        if action == "move_to_vault":
+            moved[table] = rows
+        elif action in _RELEASE_ACTIONS:
+            released.setdefault(table, {})[_RELEASE_ACTIONS[action]] = rows
+        elif action in _LEDGER_ACTIONS:
+            applied.setdefault(table, {})[_LEDGER_ACTIONS[action]] = rows
+        elif action == "fold" and table in sources:
+            applied.setdefault(sources[table], {}).setdefault("folded", {})[table] = rows
+    return moved, released, applied
+
+
+def failure_report(ctx: RunContext, started_at: str, planned: dict, error: str) -> dict:
+    """The report of a run that stopped part-way. Its counts are the rows it changed before it stopped (its
+    ledger entries), not zeros: compliance staff read the report, and the rows erased before the failure are
+    gone. When the store cannot be read any more (it went away mid-run), the report says only that.
+    """
+    try:
+        moved, released, applied = ({}, {}, {}) if ctx.dry_run else committed_changes(ctx)
+        return assemble(ctx, started_at=started_at, planned=planned, moved=moved, released=released,
+                        applied=applied, expectations=[], status="error", error=error)
+    except Exception as exc:  # noqa: BLE001 - the report of the failure must still be written
+        log.error("run %s: the store cannot be read to count what the run changed (%s)", ctx.run_id, describe(exc))
+        return {"run_id": ctx.run_id, "as_of": ctx.as_of.isoformat(), "dry_run": ctx.dry_run, "status": "error",
+                "policy_sha256": ctx.policy.sha256, "started_at": started_at, "finished_at": _now(),
+                "error": f"{error}. The store could not be read afterwards, so this report has no counts: the "
+                         f"ledger entries of run {ctx.run_id} record what it changed",
+                "tables": {}, "vault": {}, "aggregates": {}, "expectations": [], "ledger": {}}
+
+
 def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir: str | Path = "reports",
         store: str | None = None, vault: str | None = None, workers: int | None = None) -> RunResult:
     """Run (or plan) as of `as_of`. Input errors raise before anything is touched; a failure part-way
@@ -147,6 +194,7 @@ def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir
     started = _now()
     report_dir = report.prepare_dir(report_dir)
     locked = False
+    planned: dict = {}
     try:
         try:
             if not dry_run:
@@ -155,7 +203,8 @@ def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir
             with lock.heartbeating(ctx.store, ctx.run_id) if locked else contextlib.nullcontext():
                 if locked:
                     steps.prepare_store(ctx)
-                planned, moved, released, applied = execute(ctx)
+                planned = steps.plan(ctx)
+                planned, moved, released, applied = execute(ctx, planned)
                 expectations = [] if dry_run else verify(ctx, changed_per_table(moved, released, applied))
             status = "succeeded" if all(e["success"] for e in expectations) else "failed"
             rep = assemble(ctx, started_at=started, planned=planned, moved=moved, released=released,
@@ -166,11 +215,7 @@ def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir
             # Lethe's own errors name the step and the table, a database's its kind; anything else only its type
             failure = str(exc) if isinstance(exc, LetheError) else f"{type(exc).__name__} during the run"
             log.error("run %s failed: %s", ctx.run_id, failure)
-            rep = {"run_id": ctx.run_id, "as_of": as_of.isoformat(), "dry_run": dry_run, "status": "error",
-                   "policy_sha256": ctx.policy.sha256, "started_at": started, "finished_at": _now(),
-                   "error": f"{failure}; see the logs of run {ctx.run_id}",
-                   "tables": {}, "vault": {"moved": 0, "released": 0}, "aggregates": {}, "expectations": [],
-                   "ledger": steps.ledger_state(ctx)}
+            rep = failure_report(ctx, started, planned, f"{failure}; see the logs of run {ctx.run_id}")
             path = report.write(rep, report_dir)
             raise RunFailedError(f"run {ctx.run_id} failed part-way: {failure}; report: {path}. Every chunk "
                                  "is done or untouched: a re-run completes the work (once the cause is fixed, "

@@ -180,3 +180,66 @@ def test_a_role_that_cannot_create_lethes_tables_gets_the_step_named_and_the_sto
         assert conn.execute(sa.text("SELECT count(*) FROM lethe_run_lock")).scalar() == 0  # released
         assert conn.execute(sa.text("SELECT email FROM members")).scalar() == SECRETS[0]  # untouched
     owner.dispose()
+
+
+ARRIVALS_FIRST = """
+version: 1
+pseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: t1}
+tables:
+  arrivals:
+    key: vid
+    retain: {for: 30d, from: at}
+    when_expired: erase
+  members:
+    key: mid
+    retain: {for: 1y, from: last_login}
+    when_expired: anonymize
+    columns: {email: pseudonymize}
+"""
+
+
+def test_the_report_of_a_run_that_failed_part_way_counts_the_rows_it_changed_before(checked_store, tmp_path):
+    """arrivals are erased and committed before members fail (tables go in name order): the error report said
+    0 rows for every table, while the ledger recorded the erasure."""
+    url, _ = checked_store
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE arrivals (vid INTEGER PRIMARY KEY, at TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO arrivals VALUES (1, '2026-01-01'), (2, '2026-02-01'), (3, '2026-06-29')"))
+    engine.dispose()
+    policy = tmp_path / "arrivals_first.yaml"
+    policy.write_text(ARRIVALS_FIRST)
+
+    proc = lethe("run", "--policy", str(policy), "--as-of", AS_OF.isoformat(), "--store", url,
+                 "--report-dir", str(tmp_path / "r"))
+
+    assert proc.returncode == 3, proc.stderr
+    assert frame(url, "arrivals").vid.tolist() == [3]  # the oracle: two visits erased before members failed
+    (path,) = (tmp_path / "r").glob("*.json")
+    rep = json.loads(path.read_text())
+    assert rep["status"] == "error" and "apply of table members failed" in rep["error"]
+    assert rep["tables"]["arrivals"]["erased"] == 2 and rep["tables"]["arrivals"]["due"] == 2
+    assert rep["tables"]["members"]["anonymized"] == 0 and rep["tables"]["members"]["due"] == 1
+    assert rep["ledger"]["entries"] == 1
+    _no_secret_in(path.read_text())
+
+
+def test_a_run_whose_store_cannot_be_read_after_its_failure_still_writes_its_error_report(checked_store, tmp_path,
+                                                                                        monkeypatch):
+    """The store went away mid-run: counting what the run changed fails too. That was a traceback (exit 1)
+    and no report; now the report says the counts are in the ledger."""
+    from pipelines import ledger, runner
+    from pipelines.errors import RunFailedError
+
+    url, policy = checked_store
+
+    def unreachable(*_args, **_kwargs):
+        raise sa.exc.OperationalError("SELECT", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(ledger, "run_totals", unreachable)
+    monkeypatch.setattr(steps, "ledger_state", unreachable)
+    with pytest.raises(RunFailedError, match="apply of table members failed"):
+        runner.run(policy, AS_OF, report_dir=tmp_path / "r", store=url)
+    (path,) = (tmp_path / "r").glob("*.json")
+    rep = json.loads(path.read_text())
+    assert rep["status"] == "error" and "has no counts" in rep["error"] and rep["tables"] == {}
