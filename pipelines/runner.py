@@ -185,6 +185,17 @@ def failure_report(ctx: RunContext, started_at: str, planned: dict, error: str) 
                 "tables": {}, "vault": {}, "aggregates": {}, "expectations": [], "ledger": {}}
 
 
+def _release(ctx: RunContext) -> None:
+    """Release the store lock. A store gone away cannot be released, and need not be: its lock goes stale
+    and the next run takes it over. Raising here turned a failure part-way (exit 3) into a traceback (exit 1).
+    """
+    try:
+        lock.release(ctx.store, ctx.run_id)
+    except Exception as exc:  # noqa: BLE001 - the run's outcome is already decided and reported
+        log.warning("run %s could not release the store lock (%s); the next run takes it over once it is stale",
+                    ctx.run_id, describe(exc))
+
+
 def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir: str | Path = "reports",
         store: str | None = None, vault: str | None = None, workers: int | None = None) -> RunResult:
     """Run (or plan) as of `as_of`. Input errors raise before anything is touched; a failure part-way
@@ -222,7 +233,7 @@ def run(policy: str | Path, as_of: dt.date, *, dry_run: bool = False, report_dir
                                  "if it persists).") from exc
         finally:
             if locked:
-                lock.release(ctx.store, ctx.run_id)
+                _release(ctx)
         return RunResult(rep, report.write(rep, report_dir))
     finally:
         ctx.dispose()

@@ -243,3 +243,21 @@ def test_a_run_whose_store_cannot_be_read_after_its_failure_still_writes_its_err
     (path,) = (tmp_path / "r").glob("*.json")
     rep = json.loads(path.read_text())
     assert rep["status"] == "error" and "has no counts" in rep["error"] and rep["tables"] == {}
+
+
+def test_a_run_that_cannot_release_the_lock_of_a_store_gone_away_still_fails_as_part_way(checked_store, tmp_path,
+                                                                                       monkeypatch, caplog):
+    """The release in the run's last step raised its OperationalError over the run's own failure: a traceback
+    with exit 1 (an expectation failed) instead of exit 3 (failed part-way)."""
+    from pipelines import runner
+    from pipelines.errors import RunFailedError
+
+    url, policy = checked_store
+
+    def gone(*_args, **_kwargs):
+        raise sa.exc.OperationalError("DELETE", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(lock, "release", gone)
+    with pytest.raises(RunFailedError, match="apply of table members failed"):
+        runner.run(policy, AS_OF, report_dir=tmp_path / "r", store=url)
+    assert "could not release the store lock" in caplog.text
