@@ -170,11 +170,11 @@ def _cmd_ledger_verify(args: argparse.Namespace) -> int:
     engine = stores.reach(stores.connect(url), url)
     try:
         inspector = sa.inspect(engine)
-        if not (inspector.has_table(ledger.LEDGER.name) or inspector.has_table(ledger.HEAD.name)):
-            print("ledger: empty (no run has written to this store yet)")
-            return 0
         with engine.connect() as conn:
             v = ledger.verify(conn)
+        if v.ok and not (inspector.has_table(ledger.LEDGER.name) or inspector.has_table(ledger.HEAD.name)):
+            print("ledger: empty (no run has written to this store yet)")
+            return 0
     finally:
         engine.dispose()
     if v.ok:

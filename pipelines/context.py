@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from anonymizers import OperatorContext, OperatorError
-from pipelines import key_ids
+from pipelines import key_ids, ledger
 from pipelines import store as stores
 from pipelines.durations import as_of_instant
 from pipelines.errors import InputError, PolicyError
@@ -111,6 +111,15 @@ def validate(policy: Policy, engine: Engine, context: OperatorContext | None) ->
     return tables, operators
 
 
+def _check_ledger_not_removed(engine: sa.Engine) -> None:
+    """A run would start a new ledger over a removed one, and the new chain would verify: refuse instead."""
+    with engine.connect() as conn:
+        removed = ledger.removed_after(conn)
+    if removed is not None:
+        raise InputError(f"{ledger.removed_message(removed)}. A run does not start a new ledger over a removed "
+                         f"one: restore {ledger.LEDGER.name} and {ledger.HEAD.name} from a backup of this store")
+
+
 def build(policy_path: str | Path, as_of: dt.date, *, dry_run: bool = False, store: str | None = None,
           vault: str | None = None, run_id: str | None = None, now: dt.datetime | None = None,
           workers: int | None = None) -> RunContext:
@@ -130,6 +139,8 @@ def build(policy_path: str | Path, as_of: dt.date, *, dry_run: bool = False, sto
     try:
         tables, operators = validate(policy, engine, context)
         key_ids.check(engine, context.key_id, context.key, source=policy.source)
+        if not dry_run:
+            _check_ledger_not_removed(engine)
         now = now or dt.datetime.now(dt.UTC)
         holds: list[Hold] = []
         if policy.legal_holds:

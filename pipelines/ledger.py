@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from anonymizers.sql_secrets import secret
+from pipelines.key_ids import KEY_IDS
 
 GENESIS = "0" * 64
 _meta = sa.MetaData()
@@ -48,6 +49,23 @@ _ADVISORY_LOCK_ID = 0x1E7E_1ED6  # serialises appends from parallel tasks on Pos
 
 def ensure(engine: Engine) -> None:
     _meta.create_all(engine, tables=[LEDGER, HEAD])
+
+
+def removed_after(conn: Connection) -> str | None:
+    """When both ledger tables are gone from a store Lethe has changed before, the id of the first run that
+    changed it; else None. Every run creates the ledger before its first change and then records its key id
+    in `lethe_key_ids`, so a store with a recorded key id and no ledger had its ledger removed. Dropping both
+    tables read as "no run has written to this store yet", and the next run started a new chain over it.
+    """
+    inspector = sa.inspect(conn)
+    if inspector.has_table(LEDGER.name) or inspector.has_table(HEAD.name) or not inspector.has_table(KEY_IDS.name):
+        return None
+    return conn.execute(sa.select(KEY_IDS.c.first_run_id).order_by(KEY_IDS.c.recorded_at).limit(1)).scalar()
+
+
+def removed_message(first_run_id: str) -> str:
+    return (f"the ledger tables ({LEDGER.name}, {HEAD.name}) were removed from this store, which Lethe changed "
+            f"before (run {first_run_id}, recorded in {KEY_IDS.name})")
 
 
 def keys_digest(ledger_key: bytes, keys: Iterable[object]) -> str:
@@ -143,6 +161,9 @@ def verify(conn: Connection) -> Verification:
     not an error: the ledger is what compliance staff read, and it was changed by someone other than Lethe.
     """
     prev, expected_seq, count = GENESIS, 1, 0
+    removed = removed_after(conn)
+    if removed is not None:
+        return Verification(False, 0, prev, 1, removed_message(removed))
     inspector = sa.inspect(conn)
     for table in (LEDGER, HEAD):
         missing = _missing_columns(inspector, table) if inspector.has_table(table.name) else []

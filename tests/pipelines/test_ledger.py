@@ -79,3 +79,41 @@ def test_a_second_head_row_added_by_hand_is_not_taken_for_the_head(ledgered):
     _tamper(store, "INSERT INTO lethe_ledger_head (id, seq, entry_hash) VALUES (0, 1, 'forged')")
     ok = lethe("ledger", "verify", "--policy", str(policy), "--store", store)
     assert ok.returncode == 0 and "OK, 2 entries" in ok.stdout
+
+
+def test_a_ledger_removed_whole_fails_verification_and_no_run_starts_a_new_one_over_it(ledgered, tmp_path):
+    """Both ledger tables dropped: verify said "empty (no run has written to this store yet)", exit 0, and the
+    next run began a fresh chain that verified."""
+    from tests.support.stores import snapshot
+
+    policy, store = ledgered
+    _tamper(store, "DROP TABLE lethe_ledger", "DROP TABLE lethe_ledger_head")
+    removed = "the ledger tables (lethe_ledger, lethe_ledger_head) were removed from this store"
+
+    bad = lethe("ledger", "verify", "--policy", str(policy), "--store", store)
+    assert bad.returncode == 1 and f"BROKEN at entry 1: {removed}" in bad.stderr
+
+    _tamper(store, "INSERT INTO visits VALUES (3, '2026-01-02')")  # due: a run would erase it
+    before = snapshot(store)
+    refused = lethe("run", "--policy", str(policy), "--as-of", AS_OF.isoformat(), "--store", store,
+                    "--report-dir", str(tmp_path / "r2"))
+    assert refused.returncode == 2 and removed in refused.stderr and "restore" in refused.stderr
+    assert snapshot(store) == before and not (tmp_path / "r2").exists()
+
+    plan = run(policy, AS_OF, dry_run=True, report_dir=tmp_path / "r3", store=store)
+    assert plan.report["ledger"]["verified"] is False and plan.report["ledger"]["first_bad_entry"] == 1
+
+
+def test_a_store_lethe_never_changed_has_an_empty_ledger_that_verifies(store_url, pseudonym_key, tmp_path):
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE visits (id INTEGER PRIMARY KEY, at TIMESTAMP)"))
+        conn.execute(sa.text("CREATE TABLE sessions (id INTEGER PRIMARY KEY, at TIMESTAMP, ip VARCHAR(64))"))
+    engine.dispose()
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    ok = lethe("ledger", "verify", "--policy", str(policy), "--store", store_url)
+    assert ok.returncode == 0 and "ledger: empty" in ok.stdout
+    assert run(policy, AS_OF, report_dir=tmp_path / "r", store=store_url).status == "succeeded"
+    again = lethe("ledger", "verify", "--policy", str(policy), "--store", store_url)
+    assert again.returncode == 0 and "OK, 0 entries" in again.stdout
