@@ -214,6 +214,17 @@ def run_totals(conn: Connection, run_id: str) -> dict[tuple[str, str], int]:
     return {(table, action): int(total) for table, action, total in rows}
 
 
+def vault_balance(conn: Connection) -> dict[str, int]:
+    """Rows per table the ledger records as moved to the vault and not released since."""
+    sign = sa.case((LEDGER.c.action == "move_to_vault", 1), else_=-1)
+    rows = conn.execute(
+        sa.select(LEDGER.c.table_name, sa.func.sum(sign * LEDGER.c.row_count))
+        .where(LEDGER.c.action.in_(["move_to_vault", "release_erase", "release_anonymize"]))
+        .group_by(LEDGER.c.table_name)
+    ).all()
+    return {name: int(total) for name, total in rows}
+
+
 def folded_totals(conn: Connection) -> dict[str, int]:
     """Rows folded per aggregate, as the ledger recorded them."""
     rows = conn.execute(

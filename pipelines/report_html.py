@@ -45,6 +45,7 @@ EXPECTATION_TEXT = {
     "form.no_phone": "Anonymized values in {t}.{c} contain no phone number",
     "form.no_ip": "Anonymized values in {t}.{c} contain no full IP address",
     "vault": "Every vault row of {t} matches the checksum recorded when it was moved",
+    "vault.rows": "The vault holds every row of {t} moved there and not released, as the ledger records them",
     "aggregate.total": "The totals of {t} equal the rows folded into it, as the ledger records them",
     "aggregate.min_group_size": "No group in {t} is smaller than the minimum group size",
     "ledger": "The ledger's hash chain is intact",
@@ -127,6 +128,8 @@ def _describe_expectation(name: str) -> str:
         key = f"form.{parts[2]}"
     elif family == "aggregate" and len(parts) >= 2:
         key = f"aggregate.{parts[-1]}"
+    elif family == "vault" and len(parts) >= 2:
+        key = f"vault.{parts[-1]}"
     text = EXPECTATION_TEXT.get(key)
     if text is None:
         return name

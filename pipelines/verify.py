@@ -13,6 +13,7 @@ Names produced (T a policy table, C an anonymized column, A an aggregate):
   form.T.C                anonymized values have the operator's form (regex / NULL / fill value / range)
   form.T.C.no_email|no_phone|no_ip   anonymized values are no email, phone number or full IP address
   vault.T                 every vault row hashes to its recorded checksum
+  vault.T.rows            the vault holds the rows the ledger records as moved there and not released
   aggregate.A.total       row_count sums to the folds the ledger records
   aggregate.A.min_group_size         no stored group below min_group_size
   ledger.chain            the ledger's hash chain verifies
@@ -182,21 +183,36 @@ def aggregate_checks(ctx: RunContext) -> tuple[list[AggregateRules], list[Outcom
 
 
 def vault_checks(ctx: RunContext) -> list[Outcome]:
-    """Every vault row's checksum over the source columns equals lethe_checksum (streamed, chunk by chunk)."""
+    """Every vault row's checksum over the source columns equals lethe_checksum (streamed, chunk by chunk), and
+    the vault holds at least the rows the ledger says were moved there and not released (`vault.T.rows`): a
+    vault row deleted, or a vault table dropped, matched no checksum to fail and went unnoticed. A vault table
+    that lost a source or provenance column fails for every row (it was an error, exit 3, naming no table).
+    """
     out = []
     if ctx.policy.legal_holds is None or not ctx.has_vault():
         return out
+    with ctx.store.connect() as conn:
+        held = ledger.vault_balance(conn) if sa.inspect(conn).has_table(ledger.LEDGER.name) else {}
     for name in ctx.policy.table_order():
         vtable = existing_vault_table(ctx, name)
+        expected = held.get(name, 0)
         if vtable is None:
+            if expected > 0:
+                out.append(Outcome(f"vault.{name}.rows", False, expected))
             continue
         columns = [c for c in ctx.tables[name].c.keys() if c not in PROVENANCE]
-        bad = 0
+        intact = all(c in vtable.c for c in [*columns, "lethe_checksum"])
+        bad = seen = 0
         with ctx.vault.connect() as vconn:
-            result = vconn.execution_options(stream_results=True, yield_per=VAULT_CHUNK).execute(sa.select(vtable))
-            for part in result.mappings().partitions(VAULT_CHUNK):
-                bad += sum(1 for row in part if checksum(row, columns) != row["lethe_checksum"])
+            if intact:
+                result = vconn.execution_options(stream_results=True, yield_per=VAULT_CHUNK).execute(sa.select(vtable))
+                for part in result.mappings().partitions(VAULT_CHUNK):
+                    seen += len(part)
+                    bad += sum(1 for row in part if checksum(row, columns) != row["lethe_checksum"])
+            else:
+                seen = bad = vconn.execute(sa.select(sa.func.count()).select_from(vtable)).scalar_one()
         out.append(Outcome(f"vault.{name}", bad == 0, bad))
+        out.append(Outcome(f"vault.{name}.rows", seen >= expected, max(0, expected - seen)))
     return out
 
 

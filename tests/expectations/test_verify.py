@@ -178,6 +178,11 @@ def _alter_vault_row(s: Setup) -> None:
         conn.execute(sa.text("UPDATE access_logs SET url = '/tampered' WHERE id = :k"), {"k": key})
 
 
+def _delete_vault_row(s: Setup) -> None:
+    with _begin(s.vault) as conn:
+        conn.execute(sa.text("DELETE FROM access_logs WHERE id = (SELECT MIN(id) FROM access_logs)"))
+
+
 def _change_aggregate_count(s: Setup) -> None:
     with _begin(s.store) as conn:
         conn.execute(sa.text("INSERT INTO registration_stats (day, country, email_domain, ip_prefix, row_count) "
@@ -198,10 +203,13 @@ CORRUPTIONS = [
                  id="raw-email-in-pseudonym"),
     # a vault row altered: its checksum no longer matches
     pytest.param(_alter_vault_row, {"vault.access_logs": 1}, id="vault-row-altered"),
+    # a vault row deleted: no checksum fails, the ledger's count of rows moved and not released does
+    pytest.param(_delete_vault_row, {"vault.access_logs.rows": 1}, id="vault-row-deleted"),
     # a group of 3 that was never folded: the total is 3 off the ledger's folds
     pytest.param(_change_aggregate_count, {"aggregate.registration_stats.total": 3}, id="aggregate-changed"),
-    # one ledger entry edited: the chain breaks
-    pytest.param(_edit_ledger_entry, {"ledger.chain": 1}, id="ledger-edited"),
+    # one ledger entry edited: the chain breaks; the entry is the first move to the vault, so the vault also
+    # holds one row fewer than the ledger now claims
+    pytest.param(_edit_ledger_entry, {"ledger.chain": 1, "vault.access_logs.rows": 1}, id="ledger-edited"),
 ]
 
 
@@ -232,6 +240,28 @@ def test_when_store_is_corrupted_then_the_right_expectation_fails_without_leakin
     logs = "\n".join(r.getMessage() for r in caplog.records) + caplog.text + captured.out + captured.err
     leaked = [v for v in setup.personal if v in report_text or v in logs]
     assert not leaked, f"{len(leaked)} seeded personal values leaked"
+
+
+def test_a_vault_table_dropped_or_missing_a_column_fails_the_vault_checks_naming_the_table(setup, monkeypatch):
+    """A dropped vault table was skipped (the run succeeded); a dropped column failed verification part-way
+    (exit 3, naming no table)."""
+    real_verify = runner.verify
+    held = {}
+
+    def corrupt_then_verify(ctx, *changed):
+        with _begin(setup.vault) as conn:
+            held["access_logs"] = conn.execute(sa.text("SELECT COUNT(*) FROM access_logs")).scalar()
+            conn.execute(sa.text("ALTER TABLE access_logs DROP COLUMN url"))
+            held["accounts"] = conn.execute(sa.text("SELECT COUNT(*) FROM accounts")).scalar()
+            conn.execute(sa.text("DROP TABLE accounts"))
+        return real_verify(ctx, *changed)
+
+    monkeypatch.setattr(runner, "verify", corrupt_then_verify)
+    result = _run(setup)
+
+    assert held["access_logs"] > 0 and held["accounts"] > 0
+    assert result.exit_code == 1
+    assert _failed(result) == {"vault.access_logs": held["access_logs"], "vault.accounts.rows": held["accounts"]}
 
 
 def test_groups_below_min_group_size_are_counted_not_shown(setup):
