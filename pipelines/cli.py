@@ -206,7 +206,10 @@ def _cmd_demo(_args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pipelines import report_html
 
-    index = report_html.write_index(Path(args.report_dir))
+    directory = Path(args.report_dir)
+    if not directory.is_dir():  # a mistyped directory got an empty index there, as if no run had been reported
+        raise InputError(f"no report directory at {directory}; give the --report-dir the runs wrote to")
+    index = report_html.write_index(directory)
     print(f"index: {index}")
     return 0
 

@@ -272,6 +272,18 @@ def test_index_of_an_empty_directory_says_there_is_no_run_yet(tmp_path):
     assert "No run report in this directory yet" in page
 
 
+def test_report_command_refuses_a_directory_that_does_not_exist(tmp_path):
+    """A mistyped --report-dir was created and given an empty index, as if no run had ever been reported."""
+    from tests.support.stores import lethe
+
+    missing = tmp_path / "repots"
+    proc = lethe("report", "--report-dir", str(missing))
+    assert proc.returncode == 2 and "no report directory at" in proc.stderr and not missing.exists()
+    report.write_private(tmp_path / "r.json", json.dumps(sample_report()))
+    ok = lethe("report", "--report-dir", str(tmp_path))
+    assert ok.returncode == 0 and (tmp_path / "index.html").exists()
+
+
 # -- real runs
 
 
