@@ -182,7 +182,9 @@ def failure_report(ctx: RunContext, started_at: str, planned: dict, error: str) 
                 "policy_sha256": ctx.policy.sha256, "started_at": started_at, "finished_at": _now(),
                 "error": f"{error}. The store could not be read afterwards, so this report has no counts: the "
                          f"ledger entries of run {ctx.run_id} record what it changed",
-                "tables": {}, "vault": {}, "aggregates": {}, "expectations": [], "ledger": {}}
+                # the SPEC's fields, with null for what could not be read (not zeros, which would claim them)
+                "tables": {}, "vault": {"moved": None, "released": None}, "aggregates": {}, "expectations": [],
+                "ledger": {"entries": None, "head": None}}
 
 
 def _release(ctx: RunContext) -> None:

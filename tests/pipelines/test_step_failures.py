@@ -243,6 +243,8 @@ def test_a_run_whose_store_cannot_be_read_after_its_failure_still_writes_its_err
     (path,) = (tmp_path / "r").glob("*.json")
     rep = json.loads(path.read_text())
     assert rep["status"] == "error" and "has no counts" in rep["error"] and rep["tables"] == {}
+    # the SPEC's fields are there, unknown rather than zero
+    assert rep["vault"] == {"moved": None, "released": None} and rep["ledger"] == {"entries": None, "head": None}
 
 
 def test_a_run_that_cannot_release_the_lock_of_a_store_gone_away_still_fails_as_part_way(checked_store, tmp_path,
