@@ -30,9 +30,11 @@ from pipelines.discovery import predicates
 from pipelines.frames import to_python
 from pipelines.holds import held_predicate, holds_matching
 from pipelines.store import enable_wal, key_in
+from pipelines.widths import by_bytes, row_bytes
 
 RELEASED = "released:"
-# A vault chunk carries whole rows through Lethe (copy, then verify), so it stays smaller than apply's.
+# A vault chunk carries whole rows through Lethe (copy, then verify), so it stays smaller than apply's, and
+# is split further by the rows' size (`widths`).
 VAULT_CHUNK = min(DEFAULT_CHUNK, 20_000)  # marker namespace: vault rows whose release the store already recorded
 
 
@@ -163,8 +165,10 @@ def move_held(ctx: RunContext, name: str, chunk_size: int = VAULT_CHUNK) -> int:
     vtable = ensure_vault_table(ctx, name)
     columns = list(table.c.keys())
     moved = 0
-    for chunk in due_chunks(ctx, sa.select(key, p.action()).where(cond).order_by(key), key, chunk_size):
-        moved += _move_chunk(ctx, name, vtable, columns, chunk)
+    due = sa.select(key, p.action(), row_bytes(table, ctx.dialect)).where(cond).order_by(key)
+    for chunk in due_chunks(ctx, due, key, chunk_size):
+        for batch in by_bytes(chunk, max_rows=chunk_size):
+            moved += _move_chunk(ctx, name, vtable, columns, batch)
     return moved
 
 
@@ -227,16 +231,18 @@ def release(ctx: RunContext, name: str, chunk_size: int = VAULT_CHUNK) -> VaultC
     if found is None:
         return counts
     vtable, unheld = found
-    rule = ctx.policy.tables[name]
-    with ctx.vault.connect() as vconn:
-        rows = [dict(r) for r in vconn.execute(
-            sa.select(vtable).where(unheld).order_by(vtable.c[rule.key])).mappings()]
+    key = vtable.c[ctx.policy.tables[name].key]
+    with ctx.vault.connect() as vconn:  # keys and sizes first: the rows themselves one batch at a time
+        sized = vconn.execute(sa.select(key, row_bytes(vtable, ctx.vault.dialect.name)).where(unheld)
+                              .order_by(key)).all()
     markers.ensure(ctx.store)
     ledger.ensure(ctx.store)
     tombstones.ensure(ctx.store)
     folds = fold_targets(ctx, name)
-    for i in range(0, len(rows), chunk_size):
-        chunk = rows[i:i + chunk_size]
+    for batch in by_bytes(sized, max_rows=chunk_size):
+        with ctx.vault.connect() as vconn:
+            chunk = [dict(r) for r in vconn.execute(
+                sa.select(vtable).where(key.in_([k for (k,) in batch])).order_by(key)).mappings()]
         e, r = _release_chunk(ctx, name, vtable, chunk, folds, counts.folded)
         counts.released_erased += e
         counts.released_returned += r

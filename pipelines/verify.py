@@ -3,7 +3,7 @@
 The engine knows what "due", "held" and "anonymized" mean (discovery predicates, the marker table, the
 operators' promised forms), so it derives the check specs here and compiles its own SQL into them;
 `expectations` turns them into Great Expectations suites. Two checks GX cannot express run here in
-Python and are reported the same way: vault checksums (streamed in chunks) and the ledger's hash chain.
+Python and are reported the same way: vault checksums (read in batches bounded in bytes) and the ledger's hash chain.
 Results are name, success and unexpected count only: never a value from the data.
 
 Names produced (T a policy table, C an anonymized column, A an aggregate):
@@ -43,6 +43,7 @@ from pipelines.discovery import predicates
 from pipelines.holds import PROVENANCE
 from pipelines.store import column_kind, reflect
 from pipelines.vault import checksum, existing_vault_table
+from pipelines.widths import by_bytes, row_bytes
 
 log = logging.getLogger("lethe.verify")
 
@@ -183,8 +184,8 @@ def aggregate_checks(ctx: RunContext) -> tuple[list[AggregateRules], list[Outcom
 
 
 def vault_checks(ctx: RunContext) -> list[Outcome]:
-    """Every vault row's checksum over the source columns equals lethe_checksum (streamed, chunk by chunk), and
-    the vault holds at least the rows the ledger says were moved there and not released (`vault.T.rows`): a
+    """Every vault row's checksum over the source columns equals lethe_checksum (read in batches bounded in bytes),
+    and the vault holds at least the rows the ledger says were moved there and not released (`vault.T.rows`): a
     vault row deleted, or a vault table dropped, matched no checksum to fail and went unnoticed. A vault table
     that lost a source or provenance column fails for every row (it was an error, exit 3, naming no table).
     """
@@ -202,13 +203,16 @@ def vault_checks(ctx: RunContext) -> list[Outcome]:
             continue
         columns = [c for c in ctx.tables[name].c.keys() if c not in PROVENANCE]
         intact = all(c in vtable.c for c in [*columns, "lethe_checksum"])
+        key = vtable.c[ctx.policy.tables[name].key]
         bad = seen = 0
         with ctx.vault.connect() as vconn:
-            if intact:
-                result = vconn.execution_options(stream_results=True, yield_per=VAULT_CHUNK).execute(sa.select(vtable))
-                for part in result.mappings().partitions(VAULT_CHUNK):
-                    seen += len(part)
-                    bad += sum(1 for row in part if checksum(row, columns) != row["lethe_checksum"])
+            if intact:  # keys and sizes first: the rows themselves one batch at a time
+                sized = vconn.execute(sa.select(key, row_bytes(vtable.columns, ctx.vault.dialect.name))
+                                      .order_by(key)).all()
+                for batch in by_bytes(sized, max_rows=VAULT_CHUNK):
+                    rows = vconn.execute(sa.select(vtable).where(key.in_([k for (k,) in batch]))).mappings().all()
+                    seen += len(batch)
+                    bad += sum(1 for row in rows if checksum(row, columns) != row["lethe_checksum"])
             else:
                 seen = bad = vconn.execute(sa.select(sa.func.count()).select_from(vtable)).scalar_one()
         out.append(Outcome(f"vault.{name}", bad == 0, bad))

@@ -356,3 +356,70 @@ def test_an_active_hold_without_a_hold_id_is_refused_before_anything_is_written(
     assert "legal hold(s) H2 have no scope" in proc.stderr
     assert "1 active legal hold(s) have hold_id NULL; give each an id" in proc.stderr
     assert snapshot(sqlite_url) == before
+
+
+def _files_store(store: str, rows: int, size: int) -> None:
+    """An `uploaded_files` table of `rows` binary files of `size` bytes, all due, all under a table hold."""
+    engine = sa.create_engine(store)
+    meta = sa.MetaData()
+    files = sa.Table("uploaded_files", meta, sa.Column("file_id", sa.Integer, primary_key=True),
+                     sa.Column("owner", sa.Integer), sa.Column("content", sa.LargeBinary),
+                     sa.Column("uploaded", sa.DateTime))
+    holds = sa.Table("legal_holds", meta, sa.Column("hold_id", sa.Integer, primary_key=True),
+                     sa.Column("subject_id", sa.Text), sa.Column("table_name", sa.Text),
+                     sa.Column("record_key", sa.Text), sa.Column("case_ref", sa.Text),
+                     sa.Column("placed_at", sa.DateTime), sa.Column("released_at", sa.DateTime))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        for i in range(rows):
+            conn.execute(files.insert(), {"file_id": i, "owner": i, "content": bytes([i]) * size,
+                                          "uploaded": dt.datetime(2024, 1, 1)})
+        conn.execute(holds.insert(), {"hold_id": 1, "table_name": "uploaded_files", "case_ref": "C-1",
+                                      "placed_at": dt.datetime(2026, 1, 1)})
+    engine.dispose()
+
+
+def _peak_bytes(work) -> tuple[object, int]:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        return work(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_held_table_of_large_files_moves_checks_and_releases_in_batches_bounded_in_bytes(
+        store_and_vault, pseudonym_key, tmp_path, monkeypatch):
+    """A vault batch of 20,000 rows is a few megabytes of orders but gigabytes of uploaded files: the move read
+    a whole chunk of full rows (checksummed, copied and read back), the release every unheld vault row at once
+    and the checksum check 5,000 rows at a time. Each now holds a few rows' worth, whatever the table."""
+    from pipelines import steps
+    from pipelines import verify as verification
+    from pipelines.context import build
+
+    store, vault = store_and_vault
+    rows, size = 40, 1_000_000
+    _files_store(store, rows, size)
+    policy = tmp_path / "files.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: k1}\n"
+                      "legal_holds: {table: legal_holds}\ntables:\n  uploaded_files:\n    key: file_id\n"
+                      "    retain: {for: 1y, from: uploaded}\n    when_expired: erase\n")
+    monkeypatch.setattr("pipelines.widths.BATCH_BYTES", 2 * size)
+    data = rows * size
+
+    ctx = build(policy, AS_OF, store=store, vault=vault)
+    moved, move_peak = _peak_bytes(lambda: steps.move_held_rows(ctx))
+    checked, check_peak = _peak_bytes(lambda: verification.vault_checks(ctx))
+    ctx.dispose()
+    _exec(store, "UPDATE legal_holds SET released_at = :t",
+          t=dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=1))
+    ctx = build(policy, AS_OF, store=store, vault=vault)
+    released, release_peak = _peak_bytes(lambda: steps.release_vault_rows(ctx))
+    ctx.dispose()
+
+    assert moved == {"uploaded_files": rows}
+    assert [(o.name, o.success) for o in checked] == [("vault.uploaded_files", True)]
+    assert released["uploaded_files"]["erased"] == rows
+    assert frame(store, "uploaded_files").empty and frame(vault, "uploaded_files").empty
+    assert max(move_peak, check_peak, release_peak) < data / 2, (move_peak, check_peak, release_peak)
