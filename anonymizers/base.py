@@ -135,6 +135,10 @@ class Operator:
         """
         return None
 
+    def writes_constant(self) -> bool:
+        """Whether every anonymized value is one and the same (a fill value): a UNIQUE column holds it once."""
+        return False
+
     def accepts(self, kind: str) -> bool:
         """Whether this operator can be applied to a column of this kind."""
         if kind not in ALL_KINDS:

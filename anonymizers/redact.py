@@ -54,6 +54,9 @@ class Redact(Operator):
             return "sets NULL"
         return None
 
+    def writes_constant(self) -> bool:
+        return self.params.fill is not None
+
     def text_length(self) -> int | None:
         return len(self.params.fill) if isinstance(self.params.fill, str) else None
 

@@ -182,6 +182,11 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
                 null_problem = _null_into_not_null(op, table, col, rule.subject)
                 if null_problem:
                     problems.append(f"{cpath}: {null_problem}")
+                if op.writes_constant() and col in unique_columns(table):
+                    problems.append(f"{cpath}: {op.name} writes the same value into every anonymized row but "
+                                    f"{table.name}.{col} is UNIQUE, so the second such row would fail the run; "
+                                    "valid: pseudonymize (one token per value), or redact to NULL (no `with`) "
+                                    "on a nullable column")
                 if op.needs_subject and rule.subject is None:
                     problems.append(f"{cpath}: {op.name} shifts per subject and needs `subject:` on the table")
                 ops[col] = op

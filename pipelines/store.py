@@ -222,7 +222,26 @@ def reflect(engine: Engine, names: list[str]) -> dict[str, sa.Table]:
         meta.reflect(bind=engine, only=present)
     for n in present:
         meta.tables[n].info["dialect"] = engine.dialect.name  # lets key_in pick the dialect's fast form
+    if present and engine.dialect.name == "sqlite":
+        _add_inline_unique(engine, [meta.tables[n] for n in present])
     return {n: meta.tables[n] for n in present}
+
+
+def _add_inline_unique(engine: Engine, tables: list[sa.Table]) -> None:
+    """Add SQLite's column-level UNIQUE constraints (`email TEXT UNIQUE`), which SQLAlchemy does not reflect:
+    SQLite keeps them as automatic indexes whose origin is 'u'. Policy checks rely on knowing them.
+    """
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.connect() as conn:
+        for table in tables:
+            known = {tuple(c.name for c in k.columns) for k in table.constraints if isinstance(k, sa.UniqueConstraint)}
+            for index in conn.exec_driver_sql(f"PRAGMA index_list({quote(table.name)})").mappings():
+                if index["origin"] != "u" or not index["unique"]:
+                    continue
+                info = conn.exec_driver_sql(f"PRAGMA index_info({quote(index['name'])})").mappings()
+                columns = tuple(row["name"] for row in info)
+                if columns not in known and all(c in table.c for c in columns):
+                    table.append_constraint(sa.UniqueConstraint(*(table.c[c] for c in columns)))
 
 
 def column_kind(column: sa.Column) -> str:

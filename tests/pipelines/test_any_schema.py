@@ -335,6 +335,24 @@ def test_a_text_column_too_narrow_for_what_its_operator_writes_is_refused_up_fro
     assert "lethe_ledger" not in sa.inspect(sa.create_engine(store_url)).get_table_names()
 
 
+def test_a_fill_value_for_a_unique_column_is_refused_up_front(store_url, pseudonym_key, tmp_path):
+    """Every anonymized row gets the same fill value, so a UNIQUE column takes it once: the run failed part-way
+    on the second row (exit 3, IntegrityError) and so did every run after it. Refused before anything is written,
+    naming the column and what would work; redacting a nullable UNIQUE column to NULL stays valid."""
+    proc = _run_on_one_row(store_url, tmp_path, "members (id INTEGER PRIMARY KEY, email VARCHAR(80) UNIQUE, "
+                           "nick VARCHAR(20) UNIQUE, left_at TIMESTAMP)",
+                           "(1, 'ann@example.org', 'ann', '2001-01-01 00:00:00'), "
+                           "(2, 'bob@example.org', 'bob', '2001-01-01 00:00:00')",
+                           "{key: id, retain: {for: 1y, from: left_at}, when_expired: anonymize, columns: "
+                           "{email: {redact: {with: '[redacted]'}}, nick: redact}}")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert ("tables.members.columns.email: redact writes the same value into every anonymized row but "
+            "members.email is UNIQUE, so the second such row would fail the run; valid: pseudonymize") in proc.stderr
+    assert "columns.nick" not in proc.stderr and "@" not in proc.stderr
+    assert _rows(store_url, "members", "id")[2]["email"] == "bob@example.org"
+    assert "lethe_ledger" not in sa.inspect(sa.create_engine(store_url)).get_table_names()
+
+
 def test_fake_values_longer_than_their_column_are_refused_up_front_naming_the_length_they_need(
         pg_url, pseudonym_key, tmp_path):
     """A fake is drawn from a pool fixed by the key, so its longest value is known before anything is written:
