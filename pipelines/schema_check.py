@@ -250,6 +250,31 @@ def _aggregate_names(problems: list[str], name: str, agg: Any, dialect: str) -> 
                         f"{limit} bytes of a table or column name; valid: a name of at most {limit} bytes")
 
 
+def deletes_outside_policy(policy: Policy, foreign_keys: dict[str, list[dict]]) -> list[str]:
+    """Foreign keys of tables the policy does not name whose ON DELETE action (CASCADE, SET NULL, SET DEFAULT)
+    would make the database change their rows when Lethe deletes a row they point to (erasing it, or moving it
+    to the vault): rows the policy never named would go without a ledger entry, a count in the report or a
+    legal hold's protection. `foreign_keys`: each store table's reflected foreign keys.
+    """
+    deleting = {name for name, rule in policy.tables.items() if rule.erases or policy.legal_holds}
+    problems = []
+    for table, keys in sorted(foreign_keys.items()):
+        if table in policy.tables or table.startswith("lethe_"):
+            continue
+        for fk in keys:
+            action = str((fk.get("options") or {}).get("ondelete") or "").upper()
+            target = fk.get("referred_table")
+            if target in deleting and action in ("CASCADE", "SET NULL", "SET DEFAULT"):
+                effect = "delete" if action == "CASCADE" else "change"
+                columns = ", ".join(fk.get("constrained_columns") or [])
+                problems.append(f"tables.{target}: deleting its rows would make the database {effect} rows of "
+                                f"{table}, which the policy does not name (foreign key {table}({columns}) ON "
+                                f"DELETE {action}), with no ledger entry, no count and no legal hold; valid: add "
+                                f"{table} to the policy with the action its rows need, or make the foreign key "
+                                "ON DELETE RESTRICT or NO ACTION")
+    return problems
+
+
 def _aggregate_table(problems: list[str], name: str, agg: Any, existing: sa.Table | None) -> None:
     """An aggregate's table is Lethe's to create and fold into: never one of Lethe's own tables, and never a
     table of the store with other columns (folding would write counts into someone else's table).

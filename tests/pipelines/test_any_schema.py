@@ -687,3 +687,40 @@ aggregates:
         days = conn.execute(sa.text("SELECT d FROM st")).scalars().all()
     engine.dispose()
     assert [d.date() if isinstance(d, dt.datetime) else d for d in days] == [dt.date(2025, 12, 31)]
+
+
+def test_a_foreign_key_that_would_cascade_into_a_table_the_policy_does_not_name_is_refused_up_front(
+        pg_url, pseudonym_key, tmp_path):
+    """Erasing a profile made PostgreSQL delete its addresses (ON DELETE CASCADE), a table the policy does not
+    name: gone with no ledger entry and no count in the report, even the address a legal hold named. Refused
+    before anything is written, naming the foreign key and the fixes; with the table in the policy it runs."""
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE profiles (pid INTEGER PRIMARY KEY, gone TIMESTAMP)"))
+        conn.execute(sa.text("CREATE TABLE addresses (aid INTEGER PRIMARY KEY, street TEXT, "
+                             "pid INTEGER REFERENCES profiles (pid) ON DELETE CASCADE)"))
+        conn.execute(sa.text("CREATE TABLE orders (oid INTEGER PRIMARY KEY, "
+                             "pid INTEGER REFERENCES profiles (pid) ON DELETE SET NULL)"))
+        conn.execute(sa.text("INSERT INTO profiles VALUES (1, '2026-01-01'), (2, NULL)"))
+        conn.execute(sa.text("INSERT INTO addresses VALUES (10, 'Main St 1', 1), (20, 'Elm St 2', 2)"))
+        conn.execute(sa.text("INSERT INTO orders VALUES (100, 1)"))
+    engine.dispose()
+    policy = tmp_path / "p.yaml"
+    text = ("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}\n"
+            "subjects: {table: profiles, id: pid, deleted_at: gone, erase_after: 30d}\n"
+            "tables:\n  profiles: {key: pid, subject: pid, when_subject_deleted: erase}\n")
+    policy.write_text(text)
+    where = ("--policy", str(policy), "--store", pg_url)
+
+    proc = lethe("run", *where, "--as-of", "2026-11-22", "--report-dir", str(tmp_path / "r"))
+
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert ("tables.profiles: deleting its rows would make the database delete rows of addresses, which the "
+            "policy does not name (foreign key addresses(pid) ON DELETE CASCADE)") in proc.stderr
+    assert "change rows of orders" in proc.stderr and "ON DELETE RESTRICT or NO ACTION" in proc.stderr
+    assert set(_rows(pg_url, "addresses", "aid")) == {10, 20} and set(_rows(pg_url, "profiles", "pid")) == {1, 2}
+    assert "Main St" not in proc.stderr
+
+    policy.write_text(text + "  addresses: {key: aid, subject: pid, when_subject_deleted: erase}\n"
+                             "  orders: {key: oid, subject: pid, when_subject_deleted: keep}\n")
+    assert lethe("check", *where).returncode == 0
