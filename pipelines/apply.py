@@ -27,6 +27,7 @@ from pipelines.context import RunContext
 from pipelines.discovery import TablePredicates, predicates
 from pipelines.frames import ROW_BATCH, read_rows, write_back
 from pipelines.store import connect, key_in, key_ranges
+from pipelines.widths import by_bytes, row_bytes, wide
 
 # Rows per transaction. Large, because on SQLite every commit rewrites each index page its chunk touched,
 # and a chunk's deletes land all over a timestamp or subject index: at 10M rows the apply step took 89 s
@@ -82,6 +83,22 @@ def split_operators(ctx: RunContext, name: str, pushdown: bool = True) -> tuple[
 
 def anonymize_rows(conn: Connection, ctx: RunContext, name: str, keys: Sequence[object],
                    in_sql: dict[str, Any], in_pandas: dict[str, Any]) -> None:
+    """Anonymize the rows with these keys; where pandas reads columns that can hold large values (a ticket's
+    body to fake), a batch of them bounded in bytes at a time (`widths`), all in the caller's transaction.
+    """
+    rule, table = ctx.policy.tables[name], ctx.tables[name]
+    read = [table.c[c] for c in dict.fromkeys([*in_pandas, *([rule.subject] if rule.subject else [])])]
+    if not in_pandas or not wide(read):
+        _anonymize_batch(conn, ctx, name, keys, in_sql, in_pandas)
+        return
+    key = table.c[rule.key]
+    sized = conn.execute(sa.select(key, row_bytes(read, ctx.dialect)).where(key_in(key, keys)).order_by(key)).all()
+    for batch in by_bytes(sized, max_rows=len(keys)):
+        _anonymize_batch(conn, ctx, name, [k for (k,) in batch], in_sql, in_pandas)
+
+
+def _anonymize_batch(conn: Connection, ctx: RunContext, name: str, keys: Sequence[object],
+                     in_sql: dict[str, Any], in_pandas: dict[str, Any]) -> None:
     """Anonymize the rows with these keys: pandas reads first (they may need the original subject)."""
     rule, table = ctx.policy.tables[name], ctx.tables[name]
     new_values = {}

@@ -165,7 +165,7 @@ def move_held(ctx: RunContext, name: str, chunk_size: int = VAULT_CHUNK) -> int:
     vtable = ensure_vault_table(ctx, name)
     columns = list(table.c.keys())
     moved = 0
-    due = sa.select(key, p.action(), row_bytes(table, ctx.dialect)).where(cond).order_by(key)
+    due = sa.select(key, p.action(), row_bytes(table.columns, ctx.dialect)).where(cond).order_by(key)
     for chunk in due_chunks(ctx, due, key, chunk_size):
         for batch in by_bytes(chunk, max_rows=chunk_size):
             moved += _move_chunk(ctx, name, vtable, columns, batch)
@@ -233,7 +233,7 @@ def release(ctx: RunContext, name: str, chunk_size: int = VAULT_CHUNK) -> VaultC
     vtable, unheld = found
     key = vtable.c[ctx.policy.tables[name].key]
     with ctx.vault.connect() as vconn:  # keys and sizes first: the rows themselves one batch at a time
-        sized = vconn.execute(sa.select(key, row_bytes(vtable, ctx.vault.dialect.name)).where(unheld)
+        sized = vconn.execute(sa.select(key, row_bytes(vtable.columns, ctx.vault.dialect.name)).where(unheld)
                               .order_by(key)).all()
     markers.ensure(ctx.store)
     ledger.ensure(ctx.store)
