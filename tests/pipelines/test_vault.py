@@ -419,7 +419,8 @@ def test_a_held_table_of_large_files_moves_checks_and_releases_in_batches_bounde
     ctx.dispose()
 
     assert moved == {"uploaded_files": rows}
-    assert [(o.name, o.success) for o in checked] == [("vault.uploaded_files", True)]
+    assert [(o.name, o.success) for o in checked] == [("vault.uploaded_files", True),
+                                                      ("vault.uploaded_files.rows", True)]
     assert released["uploaded_files"]["erased"] == rows
     assert frame(store, "uploaded_files").empty and frame(vault, "uploaded_files").empty
     assert max(move_peak, check_peak, release_peak) < data / 2, (move_peak, check_peak, release_peak)
