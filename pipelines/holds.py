@@ -56,19 +56,9 @@ def load_active(conn: Connection, table: sa.Table, now: dt.datetime,
                                     else table.c[c] for c in HOLD_COLUMNS))).all()
     holds, invalid, empty, unknown, misnamed, no_id = [], [], [], [], set(), 0
     for r in rows:
-        released = r.released_at
-        if isinstance(released, str):
-            try:
-                released = dt.datetime.fromisoformat(released)
-            except ValueError:
-                released = None  # unreadable release time: keep protecting the data
-        if released is not None:
-            if isinstance(released, dt.date) and not isinstance(released, dt.datetime):
-                released = dt.datetime.combine(released, dt.time())
-            if released.tzinfo is None:
-                released = released.replace(tzinfo=dt.UTC)
-            if released <= now:
-                continue
+        released = release_instant(r.released_at)
+        if released is not None and released <= now:
+            continue
         hold = Hold(_text(r.hold_id), _text(r.subject_id), _text(r.table_name), _text(r.record_key),
                     _text(r.case_ref) or "")
         if hold.hold_id is None:
@@ -103,6 +93,22 @@ def load_active(conn: Connection, table: sa.Table, now: dt.datetime,
     if problems:
         raise InputError(problems)
     return holds
+
+
+def release_instant(value: object) -> dt.datetime | None:
+    """`released_at` as an aware instant (no zone = UTC); None for NULL and for anything that reads as no
+    timestamp ('when the case closes', a number such as a Unix time on SQLite): such a hold keeps protecting.
+    """
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time())
+    if not isinstance(value, dt.datetime):
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 def as_key_text(value: str, column: sa.Column) -> str:

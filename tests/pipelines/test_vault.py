@@ -334,6 +334,31 @@ def test_an_unreadable_release_time_keeps_the_hold_active_instead_of_a_traceback
     assert "1" in {str(h["hold_id"]) for h in json.loads(report.read_text())["holds"]}  # still active
 
 
+@pytest.mark.parametrize("released", [
+    "4102444800",  # a Unix time (2100-01-01) in a DATETIME column: SQLite keeps it as an integer
+    "2461099.5",  # a Julian day number, SQLite's own REAL form of a date
+])
+def test_a_numeric_release_time_keeps_the_hold_active_instead_of_a_traceback(sqlite_url, pseudonym_key, tmp_path,
+                                                                            released):
+    """A number in released_at reached `released.tzinfo`: AttributeError, a traceback and exit 1 on every run.
+    Like unreadable text, it is no release time the run can trust, so the hold keeps protecting its rows."""
+    _exec(sqlite_url, "CREATE TABLE t (id INTEGER PRIMARY KEY, at TEXT)")
+    _exec(sqlite_url, "INSERT INTO t VALUES (1, '2020-01-01'), (2, '2020-01-01')")
+    _exec(sqlite_url, "CREATE TABLE legal_holds (hold_id TEXT PRIMARY KEY, subject_id TEXT, table_name TEXT, "
+                      "record_key TEXT, case_ref TEXT, placed_at DATETIME, released_at DATETIME)")
+    _exec(sqlite_url, f"INSERT INTO legal_holds VALUES ('H1', NULL, 't', '1', 'C', NULL, {released})")
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: t1}\n"
+                      "legal_holds: {table: legal_holds}\n"
+                      "tables:\n  t: {key: id, retain: {for: 1y, from: at}, when_expired: erase}\n")
+    proc = lethe("run", "--policy", str(policy), "--as-of", AS_OF.isoformat(), "--store", sqlite_url,
+                 "--vault", f"sqlite:///{tmp_path / 'v.db'}", "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert frame(sqlite_url, "t").id.tolist() == []  # 2 erased, 1 moved to the vault
+    assert frame(f"sqlite:///{tmp_path / 'v.db'}", "t").id.tolist() == [1]
+
+
 @pytest.mark.parametrize("scope", ["NULL, NULL, NULL", "'s1', NULL, NULL"])
 def test_an_active_hold_without_a_hold_id_is_refused_before_anything_is_written(sqlite_url, pseudonym_key,
                                                                                 tmp_path, scope):
