@@ -22,7 +22,7 @@ from pipelines.durations import as_of_instant
 from pipelines.errors import InputError, PolicyError
 from pipelines.holds import Hold, load_active
 from pipelines.policy import Policy, load_policy
-from pipelines.schema_check import check_against_schema, deletes_outside_policy, tables_named, undated_text_columns
+from pipelines.schema_check import check_against_schema, deletes_outside_policy, tables_named, undated_time_columns
 from pipelines.secrets import SecretError, resolve
 from pipelines.workers import resolve_workers
 
@@ -105,7 +105,7 @@ def validate(policy: Policy, engine: Engine, context: OperatorContext | None) ->
                                                schema)
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
-            problems += undated_text_columns(policy, tables, conn)
+            problems += undated_time_columns(policy, tables, conn)
     else:  # SQLite enforces foreign keys only on connections that ask (PRAGMA foreign_keys); Lethe's do not
         foreign_keys = {table: keys for (_schema, table), keys in sa.inspect(engine).get_multi_foreign_keys().items()}
         problems += deletes_outside_policy(policy, foreign_keys)

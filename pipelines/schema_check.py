@@ -310,10 +310,12 @@ def _aggregate_table(problems: list[str], name: str, agg: Any, existing: sa.Tabl
 DATE_SAMPLE = 100
 
 
-def undated_text_columns(policy: Policy, tables: dict[str, sa.Table], conn: sa.Connection) -> list[str]:
-    """On SQLite a retention or deletion timestamp may be a text column (ISO 8601 text is how SQLite keeps
-    dates). One whose values read as no date at all (`country` named by mistake) would let no row ever fall
-    due, silently: refused when none of the first `DATE_SAMPLE` non-NULL values reads as a date.
+def undated_time_columns(policy: Policy, tables: dict[str, sa.Table], conn: sa.Connection) -> list[str]:
+    """On SQLite a retention or deletion timestamp is read with julianday(), whatever the column's declared type:
+    a TEXT column (ISO 8601 text is how SQLite keeps dates) or a DATE or DATETIME one, which SQLite lets hold
+    anything. One whose values read as no date at all (`country` named by mistake, Unix times in a DATETIME
+    column) would let no row ever fall due, silently: refused when none of the first `DATE_SAMPLE` non-NULL
+    values reads as a date.
     """
     named = [(f"tables.{n}.retain.from", n, r.retain.from_column) for n, r in policy.tables.items() if r.retain]
     if policy.subjects is not None:
@@ -321,12 +323,15 @@ def undated_text_columns(policy: Policy, tables: dict[str, sa.Table], conn: sa.C
     problems = []
     for path, name, col in named:
         table = tables.get(name)
-        if table is None or col not in table.c or column_kind(table.c[col]) != "text":
+        kind = column_kind(table.c[col]) if table is not None and col in table.c else None
+        if kind not in ("text", *TIME_KINDS):
             continue
         sample = sa.select(table.c[col].label("v")).where(table.c[col].is_not(None)).limit(DATE_SAMPLE).subquery()
         seen, dated = conn.execute(sa.select(sa.func.count(), sa.func.count(sa.func.julianday(sample.c.v)))).one()
         if seen and not dated:
-            problems.append(f"{path}: column {name}.{col} holds text that reads as no date (none of its first {seen} "
-                            "values); a retention or deletion timestamp must be a date, a timestamp or ISO 8601 "
-                            "text such as 2026-06-30 or 2026-06-30T12:00:00Z")
+            held = ("text that reads as no date" if kind == "text" else
+                    f"values that read as no date ({table.c[col].type} is only its declared type on SQLite)")
+            problems.append(f"{path}: column {name}.{col} holds {held} (none of its first {seen} values); "
+                            "a retention or deletion timestamp must be a date, a timestamp or ISO 8601 text such as "
+                            "2026-06-30 or 2026-06-30T12:00:00Z (a number such as a Unix time is not read as one)")
     return problems

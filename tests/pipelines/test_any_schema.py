@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.runner import run
-from tests.support.stores import lethe
+from tests.support.stores import lethe, snapshot
 
 POLICY = """
 version: 1
@@ -176,6 +176,35 @@ def test_a_sqlite_text_column_holding_no_dates_is_refused_as_a_retention_timesta
                 "--report-dir", str(tmp_path / "r"))
     assert ran.returncode == 0, ran.stderr
     assert set(_rows(sqlite_url, "visits", "id")) == {"v2", "v3"}
+
+
+@pytest.mark.parametrize("declared", ["DATETIME", "DATE", "TIMESTAMP"])
+def test_unix_times_in_a_sqlite_datetime_column_are_refused_as_a_retention_timestamp(sqlite_url, pseudonym_key,
+                                                                                    tmp_path, declared):
+    """SQLite lets a DATETIME column hold numbers; julianday() reads a Unix time as no date, so no row ever fell
+    due and every run reported `succeeded` while rows from 2020 stayed. Refused up front like a text column
+    that holds no dates, for a `retain.from` and a `deleted_at` alike."""
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE visits (id INTEGER PRIMARY KEY, who INTEGER, seen {declared})"))
+        conn.execute(sa.text(f"CREATE TABLE people (pid INTEGER PRIMARY KEY, gone {declared})"))
+        conn.execute(sa.text("INSERT INTO visits VALUES (1, 1, 1577836800), (2, 1, 1577836800123)"))
+        conn.execute(sa.text("INSERT INTO people VALUES (1, 1577836800)"))
+    engine.dispose()
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: w1}\n"
+                      "subjects: {table: people, id: pid, deleted_at: gone, erase_after: 30d}\n"
+                      "tables:\n  visits: {key: id, subject: who, retain: {for: 30d, from: seen}, when_expired: erase,"
+                      " when_subject_deleted: erase}\n")
+    before = snapshot(sqlite_url)
+    proc = lethe("run", "--policy", str(policy), "--store", sqlite_url, "--as-of", "2026-11-22",
+                 "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 2, proc.stderr
+    for path, column in (("tables.visits.retain.from", "visits.seen"), ("subjects.deleted_at", "people.gone")):
+        assert (f"{path}: column {column} holds values that read as no date ({declared} is only its declared "
+                "type on SQLite)") in proc.stderr
+    assert "a Unix time is not read as one" in proc.stderr and "1577836800" not in proc.stderr
+    assert snapshot(sqlite_url) == before
 
 
 def test_text_timestamps_on_postgresql_are_refused_up_front_naming_table_and_column(pg_url, pseudonym_key, tmp_path):
