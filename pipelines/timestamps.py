@@ -8,6 +8,10 @@ import sqlalchemy as sa
 
 from pipelines.store import column_kind
 
+# The text prefilter's bound lies two days past the cutoff: past this day it would be after 9999-12-31,
+# which Python cannot represent (a run as of 9999-12-31 failed with OverflowError); no prefilter then.
+_LAST_PREFILTERED = dt.date.max - dt.timedelta(days=2)
+
 
 def at_or_before(column: sa.Column, cutoff: dt.datetime, dialect: str) -> sa.ColumnElement[bool]:
     """NULL-safe `column <= cutoff`: FALSE, never NULL, for a NULL column (so NOT(...) stays sound)."""
@@ -25,7 +29,7 @@ def _compare(column: sa.Column, cutoff: dt.datetime, dialect: str) -> sa.ColumnE
     naive = cutoff.astimezone(dt.UTC).replace(tzinfo=None)
     if dialect == "sqlite":
         exact = sa.func.julianday(column) <= sa.func.julianday(naive.strftime("%Y-%m-%d %H:%M:%S"))
-        if kind in ("datetime", "date", "text"):
+        if kind in ("datetime", "date", "text") and naive.date() < _LAST_PREFILTERED:
             upper = (naive + dt.timedelta(days=2)).strftime("%Y-%m-%d")
             return sa.and_(sa.type_coerce(column, sa.Text) < upper, exact)
         return exact

@@ -110,3 +110,14 @@ def test_late_arriving_row_with_an_old_timestamp_is_found_by_the_next_run(store,
     assert again.report["tables"]["events"]["erased"] == 1
     assert again.report["tables"]["people"]["anonymized"] == 0  # never anonymized twice
     assert 99 not in _ids(url, "events", "id")
+
+
+@pytest.mark.parametrize("as_of", [dt.date(9999, 12, 30), dt.date(9999, 12, 31)])
+def test_a_zero_period_as_of_the_last_days_python_can_hold_finds_every_timestamped_row(store, tmp_path, as_of):
+    """SQLite's text prefilter looked two days past the cutoff, after 9999-12-31: OverflowError, the run failed
+    part-way (exit 3). As of the calendar's last days, every row with a timestamp is due for `for: 0d`."""
+    url, policy = store
+    policy.write_text(POLICY.replace("for: 4m", "for: 0d"))
+    result = run(policy, as_of, report_dir=tmp_path / "r", store=url)
+    assert result.status == "succeeded", result.report.get("error")
+    assert _ids(url, "events", "id") == {4}  # NULL never falls due
