@@ -1,7 +1,10 @@
 """`shift_date`: moves dates by a keyed per-subject offset of 1..`max_days` days, either direction.
 
 All dates of one subject move together, so intervals between a subject's events survive while the
-calendar dates do not. A row with no subject gets NULL: there is no key to shift it by.
+calendar dates do not. A row with no subject gets NULL: there is no key to shift it by. A shift stops at
+the ends of the calendar Python can hold (0001-01-01, 9999-12-31): a "valid until 9999-12-31" moved past
+them failed every chunk of the table (OverflowError), or, in PostgreSQL, wrote a year 10000 no Python
+client can read; PostgreSQL's infinity stays infinity.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ from anonymizers.base import (
     integral_series,
     pg_hmac_int63,
 )
+
+
+def _shift_day(day: dt.date, days: int) -> dt.date:
+    """`day` moved by `days`, stopping at 0001-01-01 and 9999-12-31."""
+    ordinal = min(max(day.toordinal() + days, dt.date.min.toordinal()), dt.date.max.toordinal())
+    return dt.date.fromordinal(ordinal)
 
 
 class ShiftDateParams(Params):
@@ -60,11 +69,14 @@ class ShiftDate(Operator):
             raise OperatorError(f"{self.name}: needs the subject column, one subject per value")
         days = self.offset_days(subjects)
         if pd.api.types.is_datetime64_any_dtype(series.dtype):
-            return series + pd.to_timedelta(days, unit="D")
+            series = series.dt.as_unit("us")  # nanoseconds end in 2262; microseconds outlast Python's calendar
+            tz = series.dt.tz
+            first, last = (pd.Timestamp(t).tz_localize(tz) for t in (dt.datetime.min, dt.datetime.max))
+            return (series + pd.to_timedelta(days, unit="D")).clip(first, last)
         present = series.dropna()
         if all(isinstance(v, dt.date) and not isinstance(v, dt.datetime) for v in present):
             values = series.to_numpy(dtype=object)
-            out = [None if v is None or pd.isna(v) or np.isnan(d) else v + dt.timedelta(days=int(d))
+            out = [None if v is None or pd.isna(v) or np.isnan(d) else _shift_day(v, int(d))
                    for v, d in zip(values, days, strict=True)]
             return pd.Series(out, index=series.index, name=series.name, dtype=object)
         if all(isinstance(v, dt.datetime) for v in present):
@@ -88,6 +100,13 @@ class ShiftDate(Operator):
         days = sa.case((r < m, r - m), else_=r - m + 1)
         if isinstance(column.type, sa.DateTime):
             # hours, not days: a day interval follows the session's DST rules, pandas adds 24 h
-            return sa.type_coerce(column + sa.func.make_interval(0, 0, 0, 0, sa.cast(days * 24, sa.Integer)),
-                                  column.type)
-        return sa.type_coerce(column + sa.cast(days, sa.Integer), column.type)
+            shifted = column + sa.func.make_interval(0, 0, 0, 0, sa.cast(days * 24, sa.Integer))
+            zone = dt.UTC if getattr(column.type, "timezone", False) else None
+            first, last = (t.replace(tzinfo=zone) for t in (dt.datetime.min, dt.datetime.max))
+        else:
+            shifted = column + sa.cast(days, sa.Integer)
+            first, last = dt.date.min, dt.date.max
+        within = sa.func.least(sa.func.greatest(shifted, sa.literal(first, column.type)), sa.literal(last, column.type))
+        # GREATEST and LEAST skip NULLs: a row without a subject is NULL here, not 0001-01-01
+        return sa.type_coerce(sa.case((subject.is_(None), sa.null()), (sa.func.isfinite(column), within),
+                                      else_=column), column.type)

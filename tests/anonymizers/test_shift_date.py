@@ -59,3 +59,35 @@ def test_shift_date_on_sqlite_text_timestamps_mixing_offsets_and_no_offset(op):
     assert out[1] == dt.datetime(2025, 6, 15, 10, 0, tzinfo=utc) + offsets[1]
     assert out[2] is None
     assert out[3] == dt.datetime(2025, 1, 1, tzinfo=utc) + offsets[3]
+
+
+@pytest.mark.parametrize(("column_type", "ends"), [
+    (sa.DateTime, [dt.datetime(9999, 12, 31), dt.datetime(1, 1, 1)]),  # "valid until 9999-12-31", year 1
+    (sa.Date, [dt.date(9999, 12, 31), dt.date(1, 1, 1)]),
+])
+def test_a_shift_stops_at_the_ends_of_the_calendar(engine, op, column_type, ends):
+    """Shifting 9999-12-31 forward failed every chunk of its table (OverflowError, or a datetime pandas held and
+    Python could not); PostgreSQL wrote a year 10000 no Python client reads. The shift stops at the end."""
+    subjects = list(range(40))
+    values = [ends[i % 2] for i in subjects]
+    sql, python = sql_and_python(engine, op({"shift_date": 30}), values, column_type, subjects=subjects)
+    top = dt.datetime.max if column_type is sa.DateTime else dt.date.max
+    for out in (python, sql) if sql is not None else (python,):
+        last, first = out[0::2], out[1::2]
+        assert max(last) == top and min(first) == ends[1]
+        assert len(set(last)) > 1 and len(set(first)) > 1  # the others still move
+    assert sql == python if engine.dialect.name == "postgresql" else sql is None
+
+
+def test_postgresql_infinity_stays_infinity(pg_engine, op):
+    """PostgreSQL's infinite dates and timestamps have no shift: they are left as they are."""
+    table = sa.Table("infinite", sa.MetaData(), sa.Column("s", sa.Integer), sa.Column("d", sa.Date),
+                     sa.Column("t", sa.DateTime(timezone=True)))
+    table.create(pg_engine)
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO infinite VALUES (1, 'infinity', '-infinity'), (2, '-infinity', 'infinity')"))
+        shift = op({"shift_date": 30})
+        conn.execute(sa.update(table).values(d=shift.sql(table.c.d, pg_engine.dialect, table.c.s),
+                                             t=shift.sql(table.c.t, pg_engine.dialect, table.c.s)))
+        rows = conn.execute(sa.text("SELECT d::text, t::text FROM infinite ORDER BY s")).all()
+    assert [tuple(r) for r in rows] == [("infinity", "-infinity"), ("-infinity", "infinity")]
