@@ -28,7 +28,7 @@ def _compare(column: sa.Column, cutoff: dt.datetime, dialect: str) -> sa.ColumnE
     kind = column_kind(column)
     naive = cutoff.astimezone(dt.UTC).replace(tzinfo=None)
     if dialect == "sqlite":
-        exact = sa.func.julianday(column) <= sa.func.julianday(naive.strftime("%Y-%m-%d %H:%M:%S"))
+        exact = _sqlite_at_or_before(column, naive.strftime("%Y-%m-%d %H:%M:%S"))
         if kind in ("datetime", "date", "text") and naive.date() < _LAST_PREFILTERED:
             upper = (naive + dt.timedelta(days=2)).strftime("%Y-%m-%d")
             return sa.and_(sa.type_coerce(column, sa.Text) < upper, exact)
@@ -39,6 +39,27 @@ def _compare(column: sa.Column, cutoff: dt.datetime, dialect: str) -> sa.ColumnE
     if kind == "datetime" and getattr(column.type, "timezone", False):
         return column <= cutoff
     return column <= naive
+
+
+def _sqlite_at_or_before(column: sa.Column, cutoff: str) -> sa.ColumnElement[bool]:
+    """`column <= cutoff` (a whole second) on SQLite, to the microsecond.
+
+    julianday() rounds to the millisecond: '... 00:00:00.0003' compared equal to the cutoff and fell due
+    before its time. Only such a tie is looked at again: due when the value's
+    whole seconds are before the cutoff (it was rounded up), or its fraction of a second is all zeros.
+    """
+    at = sa.func.julianday(cutoff)
+    text = sa.cast(column, sa.Text)
+    dot = sa.func.instr(text, ".")
+    fraction_on = sa.func.substr(text, dot + 1)  # the digits after the dot, then any zone
+    zone = sa.func.ltrim(fraction_on, "0123456789")
+    digits = sa.func.substr(fraction_on, 1, sa.func.length(fraction_on) - sa.func.length(zone))
+    seconds = sa.func.substr(text, 1, dot - 1).op("||")(zone)
+    tie = sa.or_(dot == 0, sa.func.rtrim(digits, "0") == "", sa.func.julianday(seconds) < at)
+    # CASE: julianday() runs once for a row before the cutoff (most rows the prefilter lets through), and the
+    # tie's text work only on a tie (inside a CASE, SQLite evaluates both sides of an AND or OR)
+    before = sa.func.julianday(column)
+    return sa.case((before < at, sa.true()), (before == at, tie), else_=sa.false())
 
 
 def as_utc(value: object) -> dt.datetime | None:

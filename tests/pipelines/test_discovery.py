@@ -121,3 +121,42 @@ def test_a_zero_period_as_of_the_last_days_python_can_hold_finds_every_timestamp
     result = run(policy, as_of, report_dir=tmp_path / "r", store=url)
     assert result.status == "succeeded", result.report.get("error")
     assert _ids(url, "events", "id") == {4}  # NULL never falls due
+
+
+def test_a_microsecond_after_the_cutoff_is_not_due(store, tmp_path):
+    """SQLite's julianday() rounds to the millisecond, so a timestamp up to half a millisecond after the cutoff
+    compared equal to it and was erased before its time; PostgreSQL compares microseconds."""
+    url, policy = store
+    micro = dt.timedelta(microseconds=1)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO events (id, owner, ts) VALUES (:i, NULL, :t)"), [
+            {"i": 11, "t": CUTOFF + micro},                               # a microsecond later: not due
+            {"i": 12, "t": CUTOFF + 499 * micro},                         # still rounds to the cutoff: not due
+            {"i": 13, "t": CUTOFF - micro},                               # a microsecond earlier: due
+            {"i": 14, "t": CUTOFF - 300 * micro},                         # rounds up to the cutoff: due
+        ])
+    engine.dispose()
+    run(policy, AS_OF, report_dir=tmp_path / "r", store=url)
+    assert _ids(url, "events", "id") >= {11, 12} and not _ids(url, "events", "id") & {1, 13, 14}
+
+
+def test_sqlite_text_timestamps_after_the_cutoff_by_a_fraction_of_a_millisecond_are_not_due(sqlite_url,
+                                                                                           pseudonym_key, tmp_path):
+    """The same on SQLite text in its other spellings: a zone offset, a 'T', fractions of any length."""
+    engine = sa.create_engine(sqlite_url)
+    values = {
+        1: ("2026-02-28 00:00:00", True), 2: ("2026-02-28T02:00:00.000+02:00", True),
+        3: ("2026-02-28T02:00:00.0003+02:00", False), 4: ("2026-02-27T23:59:59.9997Z", True),
+        5: ("2026-02-28 00:00:00.000001", False), 6: ("2026-02-27T23:00:00.0004-01:00", False),
+        7: ("2026-02-28", True), 8: ("2026-02-27 23:59:59.99951", True),
+    }
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE visits (id INTEGER PRIMARY KEY, seen TEXT)"))
+        conn.execute(sa.text("INSERT INTO visits VALUES (:i, :s)"), [{"i": i, "s": s} for i, (s, _) in values.items()])
+    engine.dispose()
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: t1}\n"
+                      "tables:\n  visits: {key: id, retain: {for: 4m, from: seen}, when_expired: erase}\n")
+    run(policy, AS_OF, report_dir=tmp_path / "r", store=sqlite_url)
+    assert _ids(sqlite_url, "visits", "id") == {i for i, (_, due) in values.items() if not due}
