@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from anonymizers import sql_secrets
+from pipelines import date_values
 from pipelines.errors import InputError, UnreachableError
 
 COLUMN_KINDS = ("text", "integer", "float", "date", "datetime", "boolean", "binary", "ip", "other")
@@ -217,6 +218,8 @@ def reflect(engine: Engine, names: list[str]) -> dict[str, sa.Table]:
     """Reflect the named tables that exist; missing ones are simply absent from the result."""
     existing = set(sa.inspect(engine).get_table_names())
     meta = sa.MetaData()
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(meta, "column_reflect", date_values.lenient_sqlite_dates)
     present = [n for n in names if n in existing]
     if present:
         meta.reflect(bind=engine, only=present)

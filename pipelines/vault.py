@@ -29,7 +29,7 @@ from pipelines.context import RunContext
 from pipelines.discovery import predicates
 from pipelines.frames import to_python
 from pipelines.holds import held_predicate, holds_matching
-from pipelines.store import enable_wal, key_in
+from pipelines.store import enable_wal, key_in, reflect
 from pipelines.widths import by_bytes, row_bytes
 
 RELEASED = "released:"
@@ -136,7 +136,7 @@ def existing_vault_table(ctx: RunContext, name: str) -> sa.Table | None:
         return None  # looking must not create an empty vault file (a dry run writes nothing)
     if not sa.inspect(ctx.vault).has_table(name):
         return None
-    return sa.Table(name, sa.MetaData(), autoload_with=ctx.vault)
+    return reflect(ctx.vault, [name])[name]
 
 
 @dataclass

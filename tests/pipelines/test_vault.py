@@ -359,6 +359,51 @@ def test_a_numeric_release_time_keeps_the_hold_active_instead_of_a_traceback(sql
     assert frame(f"sqlite:///{tmp_path / 'v.db'}", "t").id.tolist() == [1]
 
 
+def test_sqlite_date_columns_holding_what_sqlalchemy_cannot_parse_move_and_return_as_stored(sqlite_url,
+                                                                                             pseudonym_key, tmp_path):
+    """SQLite keeps what it is given: a DATE column holding a timestamp, a DATETIME column holding a Unix time or
+    ''. Reading such a row raised ValueError: moving a held row failed every run part-way (nothing else was
+    processed), and so did the report's list of deleted subjects. The values now cross to the vault and back as
+    stored."""
+    _exec(sqlite_url, "CREATE TABLE people (pid INTEGER PRIMARY KEY, name TEXT, gone DATE, born DATETIME)")
+    _exec(sqlite_url, "INSERT INTO people VALUES (1, 'Ann', '2026-01-01 10:00:00', 1577836800), "
+                      "(2, 'Bob', '2026-01-01T10:00:00Z', ''), "
+                      "(3, 'Cy', '2026-01-01 10:00:00', '1980-01-01 00:00:00'), "
+                      "(4, 'Di', '2026-11-17 10:00:00', NULL)")  # inside its grace period: listed in the report
+    _exec(sqlite_url, "CREATE TABLE legal_holds (hold_id TEXT PRIMARY KEY, subject_id TEXT, table_name TEXT, "
+                      "record_key TEXT, case_ref TEXT, placed_at TEXT, released_at TEXT)")
+    _exec(sqlite_url, "INSERT INTO legal_holds VALUES ('H1', '1', NULL, NULL, 'C', NULL, NULL), "
+                      "('H2', '2', NULL, NULL, 'C', NULL, NULL)")
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: t1}\n"
+                      "subjects: {table: people, id: pid, deleted_at: gone, erase_after: 30d}\n"
+                      "legal_holds: {table: legal_holds}\n"
+                      "tables:\n  people: {key: pid, subject: pid, when_subject_deleted: anonymize, "
+                      "columns: {name: redact}}\n")
+    vault = f"sqlite:///{tmp_path / 'v.db'}"
+    args = ("run", "--policy", str(policy), "--as-of", AS_OF.isoformat(), "--store", sqlite_url, "--vault", vault,
+            "--report-dir", str(tmp_path / "r"))
+    stored = "SELECT pid, name, gone, born, typeof(born) FROM people ORDER BY pid"
+    with sa.create_engine(sqlite_url).connect() as conn:
+        before = conn.execute(sa.text(stored)).all()
+
+    proc = lethe(*args)
+    assert proc.returncode == 0, proc.stderr
+    with sa.create_engine(vault).connect() as conn:
+        assert conn.execute(sa.text(stored)).all() == before[:2]  # byte for byte, and type for type
+    with sa.create_engine(sqlite_url).connect() as conn:
+        assert conn.execute(sa.text(stored)).all() == [(3, None, *before[2][2:]), before[3]]
+    (report,) = (tmp_path / "r").glob("run-*.json")
+    assert [s["deleted_on"] for s in json.loads(report.read_text())["pending_subjects"]["subjects"]] == [
+        "2026-01-01", "2026-01-01", "2026-11-17"]  # the two held, and the one in its grace period
+
+    _exec(sqlite_url, "UPDATE legal_holds SET released_at = '2026-01-02 00:00:00'")
+    proc = lethe(*args)
+    assert proc.returncode == 0, proc.stderr
+    with sa.create_engine(sqlite_url).connect() as conn:
+        assert conn.execute(sa.text(stored)).all() == [(pid, None, *rest) for pid, _, *rest in before[:3]] + [before[3]]
+
+
 @pytest.mark.parametrize("scope", ["NULL, NULL, NULL", "'s1', NULL, NULL"])
 def test_an_active_hold_without_a_hold_id_is_refused_before_anything_is_written(sqlite_url, pseudonym_key,
                                                                                 tmp_path, scope):
