@@ -1,14 +1,16 @@
 """Date and timestamp values Python cannot hold, read as they are stored and written back unchanged.
 
-SQLite keeps whatever a DATE or DATETIME column is given. Reading such a value through SQLAlchemy's date
-types raised in the middle of a run (a held row's move to the vault, the report's list of deleted
-subjects), failing that run and every next one.
+SQLite keeps whatever a DATE or DATETIME column is given; PostgreSQL has `infinity` and `-infinity`. Reading
+either through SQLAlchemy and psycopg's date types raised in the middle of a run (a held row's move to the
+vault, the report's list of deleted subjects), failing that run and every next one.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
+
+_INFINITE = (b"infinity", b"-infinity")
 
 
 class _AsStoredWhenUnparsed:
@@ -68,3 +70,36 @@ def lenient_sqlite_dates(_inspector, _table, column_info: dict) -> None:
         column_info["type"] = LenientSqliteDateTime()
     elif isinstance(declared, sa.Date):
         column_info["type"] = LenientSqliteDate()
+
+
+def infinity_as_text(dbapi_conn) -> None:
+    """On a psycopg connection: read PostgreSQL's infinite dates and timestamps as the text 'infinity' and
+    '-infinity' (which PostgreSQL reads back into the column) instead of raising DataError; others as usual.
+    """
+    adapters = getattr(dbapi_conn, "adapters", None)
+    if adapters is None:
+        return  # not psycopg 3 (psycopg2 reads infinity as date.max itself)
+    from psycopg.pq import Format
+
+    for name in ("date", "timestamp", "timestamptz"):
+        oid = adapters.types[name].oid
+        typed = adapters.get_loader(oid, Format.TEXT)
+        if typed is None or getattr(typed, "infinity_as_text", False):
+            continue
+        adapters.register_loader(oid, _infinity_loader(typed))
+
+
+def _infinity_loader(typed: type) -> type:
+    from psycopg.adapt import Loader
+
+    class InfinityAsText(Loader):
+        infinity_as_text = True
+
+        def __init__(self, oid, context=None):
+            super().__init__(oid, context)
+            self._typed = typed(oid, context)
+
+        def load(self, data):
+            return bytes(data).decode() if bytes(data) in _INFINITE else self._typed.load(data)
+
+    return InfinityAsText

@@ -91,6 +91,7 @@ def connect(url: str, *, writer: bool = True, create: bool = False) -> Engine:
             cur.execute("SET TIME ZONE 'UTC'")
             cur.close()
             dbapi_conn.commit()
+            date_values.infinity_as_text(dbapi_conn)
 
     sql_secrets.install(engine)  # keys reach SQL forms by COPY, never as logged statement parameters
     return engine

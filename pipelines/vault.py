@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 from pipelines import aggregates, faults, ledger, markers, tombstones
 from pipelines.apply import DEFAULT_CHUNK, due_chunks, fold_targets
 from pipelines.context import RunContext
+from pipelines.date_values import LenientSqliteDate, LenientSqliteDateTime
 from pipelines.discovery import predicates
 from pipelines.frames import to_python
 from pipelines.holds import held_predicate, holds_matching
@@ -84,12 +85,19 @@ def _portable(typ: sa.types.TypeEngine) -> sa.types.TypeEngine:
 
     A UUID becomes its hyphenated text (holds name keys and subjects as text; a generic Uuid on
     SQLite would be 32 bare hex digits, matching no hold); an array becomes JSON (only PostgreSQL
-    has arrays); types with no generic form (inet, cidr, macaddr, ...) become their text form.
+    has arrays); dates and timestamps keep values Python cannot hold as they are; types with no generic
+    form (inet, cidr, macaddr, ...) become their text form.
     """
     if isinstance(typ, sa.Uuid):
         return sa.String(36)
     if isinstance(typ, sa.ARRAY):
         return sa.JSON(none_as_null=True)
+    # a value held as stored (PostgreSQL's infinity, SQLite's loose text) crosses as it is; on PostgreSQL
+    # these are plain DATE and TIMESTAMP
+    if isinstance(typ, sa.DateTime):
+        return LenientSqliteDateTime(timezone=typ.timezone)
+    if isinstance(typ, sa.Date):
+        return LenientSqliteDate()
     try:
         return typ.as_generic()
     except NotImplementedError:

@@ -404,6 +404,44 @@ def test_sqlite_date_columns_holding_what_sqlalchemy_cannot_parse_move_and_retur
         assert conn.execute(sa.text(stored)).all() == [(pid, None, *rest) for pid, _, *rest in before[:3]] + [before[3]]
 
 
+@pytest.mark.parametrize("vault_on", ["postgresql", "sqlite"])
+def test_postgresql_infinity_moves_to_the_vault_and_returns_as_infinity(pg, pseudonym_key, tmp_path, vault_on):
+    """psycopg reads no `infinity` date or timestamp (DataError): a held row holding one ("valid until further
+    notice") failed every run part-way at its move, and no other due row was processed. Infinity now crosses to
+    either vault and back as it is."""
+    store = pg.url(pg.create_database("store"))
+    vault = pg.url(pg.create_database("vault")) if vault_on == "postgresql" else f"sqlite:///{tmp_path / 'v.db'}"
+    _exec(store, "CREATE TABLE contracts (cid bigint PRIMARY KEY, holder text, signed timestamptz, valid_to date, "
+                 "ended timestamp)")
+    _exec(store, "CREATE TABLE legal_holds (hold_id text PRIMARY KEY, subject_id text, table_name text, "
+                 "record_key text, case_ref text, placed_at timestamptz, released_at timestamptz)")
+    _exec(store, "INSERT INTO contracts VALUES (1, 'Ann', '2020-01-01', 'infinity', '-infinity'), "
+                 "(2, 'Bob', '2020-01-01', 'infinity', 'infinity'), (3, 'Cy', '-infinity', '2030-01-01', NULL)")
+    _exec(store, "INSERT INTO legal_holds VALUES ('H1', NULL, 'contracts', '1', 'C', now(), NULL)")
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: t1}\n"
+                      "legal_holds: {table: legal_holds}\n"
+                      "tables:\n  contracts: {key: cid, retain: {for: 1y, from: signed}, when_expired: anonymize, "
+                      "columns: {holder: redact}}\n")
+    as_text = "SELECT cid, holder, CAST(valid_to AS TEXT), CAST(ended AS TEXT) FROM contracts ORDER BY cid"
+
+    held = run(policy, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
+
+    assert held.status == "succeeded" and held.report["vault"]["moved"] == 1
+    with sa.create_engine(vault).connect() as conn:
+        assert conn.execute(sa.text(as_text)).all() == [(1, "Ann", "infinity", "-infinity")]
+    with sa.create_engine(store).connect() as conn:
+        assert conn.execute(sa.text(as_text)).all() == [(2, None, "infinity", "infinity"),
+                                                        (3, None, "2030-01-01", None)]
+    _exec(store, "UPDATE legal_holds SET released_at = now() - interval '1 day'")
+
+    released = run(policy, AS_OF, report_dir=tmp_path / "r", store=store, vault=vault)
+
+    assert released.status == "succeeded" and released.report["vault"]["released"] == 1
+    with sa.create_engine(store).connect() as conn:
+        assert conn.execute(sa.text(as_text)).first() == (1, None, "infinity", "-infinity")
+
+
 @pytest.mark.parametrize("scope", ["NULL, NULL, NULL", "'s1', NULL, NULL"])
 def test_an_active_hold_without_a_hold_id_is_refused_before_anything_is_written(sqlite_url, pseudonym_key,
                                                                                 tmp_path, scope):
