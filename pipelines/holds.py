@@ -98,7 +98,10 @@ def load_active(conn: Connection, table: sa.Table, now: dt.datetime,
 def release_instant(value: object) -> dt.datetime | None:
     """`released_at` as an aware instant (no zone = UTC); None for NULL and for anything that reads as no
     timestamp ('when the case closes', a number such as a Unix time on SQLite): such a hold keeps protecting.
+    PostgreSQL's '-infinity' (read as that text, `pipelines.date_values`) is released; 'infinity' never is.
     """
+    if value == "-infinity":
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value)

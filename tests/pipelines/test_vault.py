@@ -442,6 +442,27 @@ def test_postgresql_infinity_moves_to_the_vault_and_returns_as_infinity(pg, pseu
         assert conn.execute(sa.text(as_text)).first() == (1, None, "infinity", "-infinity")
 
 
+def test_a_hold_released_at_minus_infinity_is_released_and_one_at_infinity_is_not(pg, pseudonym_key, tmp_path):
+    """PostgreSQL's infinite timestamps in released_at: psycopg could not read them (DataError, a traceback on
+    every run); '-infinity' is a release long past, 'infinity' a release that never comes."""
+    store = pg.url(pg.create_database("store"))
+    _exec(store, "CREATE TABLE t (id bigint PRIMARY KEY, at timestamptz)")
+    _exec(store, "INSERT INTO t VALUES (1, '2020-01-01'), (2, '2020-01-01')")
+    _exec(store, "CREATE TABLE legal_holds (hold_id text PRIMARY KEY, subject_id text, table_name text, "
+                 "record_key text, case_ref text, placed_at timestamptz, released_at timestamptz)")
+    _exec(store, "INSERT INTO legal_holds VALUES ('H1', NULL, 't', '1', 'C', now(), 'infinity'), "
+                 "('H2', NULL, 't', '2', 'C', now(), '-infinity')")
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\npseudonymization: {key: env:LETHE_PSEUDONYM_KEY, key_id: t1}\n"
+                      "legal_holds: {table: legal_holds}\n"
+                      "tables:\n  t: {key: id, retain: {for: 1y, from: at}, when_expired: erase}\n")
+    vault = f"sqlite:///{tmp_path / 'v.db'}"
+    proc = lethe("run", "--policy", str(policy), "--as-of", AS_OF.isoformat(), "--store", store, "--vault", vault,
+                 "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    assert frame(store, "t").id.tolist() == [] and frame(vault, "t").id.tolist() == [1]
+
+
 @pytest.mark.parametrize("scope", ["NULL, NULL, NULL", "'s1', NULL, NULL"])
 def test_an_active_hold_without_a_hold_id_is_refused_before_anything_is_written(sqlite_url, pseudonym_key,
                                                                                 tmp_path, scope):
