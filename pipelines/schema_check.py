@@ -268,10 +268,10 @@ def deletes_outside_policy(policy: Policy, foreign_keys: dict[str, list[dict]]) 
                 effect = "delete" if action == "CASCADE" else "change"
                 columns = ", ".join(fk.get("constrained_columns") or [])
                 problems.append(f"tables.{target}: deleting its rows would make the database {effect} rows of "
-                                f"{table}, which the policy does not name (foreign key {table}({columns}) ON "
-                                f"DELETE {action}), with no ledger entry, no count and no legal hold; valid: add "
-                                f"{table} to the policy with the action its rows need, or make the foreign key "
-                                "ON DELETE RESTRICT or NO ACTION")
+                                f"{table}, which the policy does not name (foreign key {table}({columns}) "
+                                f"whose on-delete action is {action}), with no ledger entry, no count and no legal "
+                                f"hold; valid: add {table} to the policy with the action its rows need, or make "
+                                "the foreign key ON DELETE RESTRICT or NO ACTION")
     return problems
 
 

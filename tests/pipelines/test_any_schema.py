@@ -745,7 +745,7 @@ def test_a_foreign_key_that_would_cascade_into_a_table_the_policy_does_not_name_
 
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert ("tables.profiles: deleting its rows would make the database delete rows of addresses, which the "
-            "policy does not name (foreign key addresses(pid) ON DELETE CASCADE)") in proc.stderr
+            "policy does not name (foreign key addresses(pid) whose on-delete action is CASCADE)") in proc.stderr
     assert "change rows of orders" in proc.stderr and "ON DELETE RESTRICT or NO ACTION" in proc.stderr
     assert set(_rows(pg_url, "addresses", "aid")) == {10, 20} and set(_rows(pg_url, "profiles", "pid")) == {1, 2}
     assert "Main St" not in proc.stderr
