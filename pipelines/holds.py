@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from pipelines.errors import InputError
 from pipelines.store import column_kind, key_text
+from pipelines.timestamps import as_utc
 
 HOLD_COLUMNS = ("hold_id", "subject_id", "table_name", "record_key", "case_ref", "placed_at", "released_at")
 # The provenance columns a vault table adds to its source table's columns (pipelines.vault); a source
@@ -102,16 +103,7 @@ def release_instant(value: object) -> dt.datetime | None:
     """
     if value == "-infinity":
         return dt.datetime.min.replace(tzinfo=dt.UTC)
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        value = dt.datetime.combine(value, dt.time())
-    if not isinstance(value, dt.datetime):
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    return as_utc(value)
 
 
 def as_key_text(value: str, column: sa.Column) -> str:
