@@ -102,7 +102,7 @@ def validate(policy: Policy, engine: Engine, context: OperatorContext | None) ->
     aggregate_tables = stores.reflect(engine, list(policy.aggregates))
     schema = sa.inspect(engine).default_schema_name if engine.dialect.name == "postgresql" else None
     problems, operators = check_against_schema(policy, tables, engine.dialect.name, context, aggregate_tables,
-                                               schema)
+                                               schema, sa.inspect(engine).get_table_names())
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             problems += undated_time_columns(policy, tables, conn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import sqlalchemy as sa
@@ -121,23 +122,35 @@ def _integer_bits(column: sa.Column) -> int | None:
     return 32 if isinstance(column.type, sa.Integer) else None
 
 
-def _schema_hint(name: str, schema: str | None) -> str:
-    """For a table named with its schema (`sales.orders`): how Lethe reaches another schema's tables."""
-    if "." not in name or schema is None:
-        return ""
-    other, table = name.split(".", 1)
-    return (f"; Lethe reads the tables of the store's current schema ({schema}), named without a schema: for "
-            f"schema {other}, name the table {table} and put {other} first on the store's search_path "
-            f"(postgresql://USER:PASSWORD@HOST/DATABASE?options=-csearch_path%3D{other})")
+def _no_such_table(lead: str, name: str, store_tables: list[str] | None, schema: str | None) -> str:
+    """`lead` (the problem's first words) and what helps when `name` is no table of the store: the closest name,
+    the store's own tables (not Lethe's), and for a name with a schema (`sales.orders`) how Lethe reaches
+    another schema's tables.
+    """
+    listed = sorted(t for t in store_tables or () if not t.startswith("lethe_"))
+    close = difflib.get_close_matches(name, listed, n=1)
+    shown = ", ".join(listed[:_LISTED_TABLES]) + (f" and {len(listed) - _LISTED_TABLES} more"
+                                                   if len(listed) > _LISTED_TABLES else "")
+    message = (lead + (f"; did you mean {close[0]}?" if close else "")
+               + f"; the store's tables are {shown or '(none)'}")
+    if "." in name and schema is not None:
+        other, table = name.split(".", 1)
+        message += (f"; Lethe reads the tables of the store's current schema ({schema}), named without a schema: "
+                    f"for schema {other}, name the table {table} and put {other} first on the store's search_path "
+                    f"(postgresql://USER:PASSWORD@HOST/DATABASE?options=-csearch_path%3D{other})")
+    return message
+
+
+_LISTED_TABLES = 30
 
 
 def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: str,
                          context: OperatorContext | None,
                          aggregate_tables: dict[str, sa.Table] | None = None, schema: str | None = None,
-                         ) -> tuple[list[str], dict[str, dict[str, Any]]]:
+                         store_tables: list[str] | None = None) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """Return (problems, operators per table and column). `aggregate_tables`: the aggregates' tables that
     already exist in the store (reflected), which must have an aggregate's shape; `schema`: the store's current
-    schema, where Lethe looks for tables (PostgreSQL).
+    schema, where Lethe looks for tables (PostgreSQL); `store_tables`: every table of the store, for messages.
     """
     problems: list[str] = []
     operators: dict[str, dict[str, Any]] = {}
@@ -145,8 +158,7 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
         path = f"tables.{name}"
         table = tables.get(name)
         if table is None:
-            problems.append(f"{path}: no such table in the store; tables are {', '.join(sorted(tables)) or '(none)'}"
-                            + _schema_hint(name, schema))
+            problems.append(_no_such_table(f"{path}: no such table in the store", name, store_tables, schema))
             continue
         if rule.key not in table.c:
             problems.append(f"{path}.key: no such column {rule.key!r}; columns are {_columns(table)}")
@@ -195,7 +207,8 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
         s = policy.subjects
         table = tables.get(s.table)
         if table is None:
-            problems.append(f"subjects.table: no such table {s.table!r}" + _schema_hint(s.table, schema))
+            problems.append(_no_such_table(f"subjects.table: no such table {s.table!r}", s.table, store_tables,
+                                           schema))
         else:
             if s.id not in table.c:
                 problems.append(f"subjects.id: no such column {s.id!r} in {s.table}; columns are {_columns(table)}")
@@ -203,8 +216,8 @@ def check_against_schema(policy: Policy, tables: dict[str, sa.Table], dialect: s
     if policy.legal_holds:
         table = tables.get(policy.legal_holds.table)
         if table is None:
-            problems.append(f"legal_holds.table: no such table {policy.legal_holds.table!r}"
-                            + _schema_hint(policy.legal_holds.table, schema))
+            holds = policy.legal_holds.table
+            problems.append(_no_such_table(f"legal_holds.table: no such table {holds!r}", holds, store_tables, schema))
         else:
             missing = [c for c in HOLD_COLUMNS if c not in table.c]
             if missing:

@@ -118,6 +118,25 @@ def test_check_rejects_a_policy_that_does_not_fit_the_live_schema(seeded_store, 
     assert "Traceback" not in proc.stderr
 
 
+def test_a_mistyped_table_is_answered_with_the_closest_name_and_the_stores_own_tables(seeded_store, tmp_path):
+    """The message listed only the policy's tables that existed ("tables are accounts, ..."), never the store's
+    other tables nor the name meant; Lethe's own tables (lethe_ledger, ...) are not the user's to name."""
+    good = tmp_path / "good.yaml"
+    good.write_text(GOOD)
+    done = lethe("run", "--policy", str(good), "--store", seeded_store, "--vault", f"sqlite:///{tmp_path / 'v.db'}",
+                 "--as-of", "2026-11-22", "--report-dir", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr  # the store now has Lethe's tables too
+    policy = tmp_path / "bad.yaml"
+    policy.write_text(GOOD.replace("  orders:\n", "  orderz:\n").replace("table: accounts", "table: acounts"))
+    proc = lethe("check", "--policy", str(policy), "--store", seeded_store)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "tables.orderz: no such table in the store; did you mean orders?; the store's tables are " in proc.stderr
+    assert "subjects.table: no such table 'acounts'; did you mean accounts?" in proc.stderr
+    listed = proc.stderr.split("tables.orderz: ", 1)[1].split("the store's tables are ", 1)[1].splitlines()[0]
+    assert "teams" in listed and "support_tickets" in listed  # tables the policy does not name
+    assert "lethe_" not in listed
+
+
 def test_check_names_several_schema_mistakes_and_run_touches_nothing(seeded_store, tmp_path):
     policy = tmp_path / "bad.yaml"
     policy.write_text(GOOD.replace("  orders:\n", "  orderz:\n").replace("email: pseudonymize", "emial: pseudonymize"))
