@@ -144,8 +144,9 @@ def _matches(column: sa.Column, source: sa.Column, values: Collection[str]) -> s
     """`column` (of the store's table, or of its vault copy) holds one of these hold values, as `source`, the store's
     column, says to compare them: numbers as numbers, anything else as text.
     """
-    numbers = {n for v in values if (n := as_number(v, source)) is not None}
-    texts = sorted({as_key_text(v, source) for v in values if as_number(v, source) is None})
+    read = {v: as_number(v, source) for v in values}
+    numbers = {n for n in read.values() if n is not None}
+    texts = sorted({as_key_text(v, source) for v, n in read.items() if n is None})
     clauses = ([column.in_(sorted(numbers))] if numbers else []) + ([key_text(column).in_(texts)] if texts else [])
     return sa.and_(column.is_not(None), sa.or_(*clauses))
 

@@ -250,7 +250,7 @@ def release(ctx: RunContext, name: str, chunk_size: int = VAULT_CHUNK) -> VaultC
     for batch in by_bytes(sized, max_rows=chunk_size):
         with ctx.vault.connect() as vconn:
             chunk = [dict(r) for r in vconn.execute(
-                sa.select(vtable).where(key.in_([k for (k,) in batch])).order_by(key)).mappings()]
+                sa.select(vtable).where(key_in(key, [k for (k,) in batch])).order_by(key)).mappings()]
         e, r = _release_chunk(ctx, name, vtable, chunk, folds, counts.folded)
         counts.released_erased += e
         counts.released_returned += r

@@ -41,7 +41,7 @@ from pipelines.aggregates import ROW_COUNT
 from pipelines.context import RunContext
 from pipelines.discovery import predicates
 from pipelines.holds import PROVENANCE
-from pipelines.store import column_kind, reflect
+from pipelines.store import column_kind, key_in, reflect
 from pipelines.vault import checksum, existing_vault_table
 from pipelines.widths import by_bytes, row_bytes
 
@@ -210,7 +210,7 @@ def vault_checks(ctx: RunContext) -> list[Outcome]:
                 sized = vconn.execute(sa.select(key, row_bytes(vtable.columns, ctx.vault.dialect.name))
                                       .order_by(key)).all()
                 for batch in by_bytes(sized, max_rows=VAULT_CHUNK):
-                    rows = vconn.execute(sa.select(vtable).where(key.in_([k for (k,) in batch]))).mappings().all()
+                    rows = vconn.execute(sa.select(vtable).where(key_in(key, [k for (k,) in batch]))).mappings().all()
                     seen += len(batch)
                     bad += sum(1 for row in rows if checksum(row, columns) != row["lethe_checksum"])
             else:
